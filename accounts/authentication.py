@@ -1,0 +1,79 @@
+"""DRF authentication for account keys and sub-account keys (DESIGN section 1)."""
+
+from django.conf import settings
+from django_ratelimit.core import get_usage
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed, Throttled
+
+from accounts.models import KeyKind
+from accounts.principals import principal_for_key
+from config.api.errors import AuthorizationError
+
+AUTH_FAILURE_GROUP = "auth-failures"
+
+
+def _client_ip(group, request) -> str:
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def _failure_usage(request, *, increment: bool):
+    return get_usage(
+        request, group=AUTH_FAILURE_GROUP, key=_client_ip,
+        rate=f"{settings.MAILROOM_AUTH_FAILURES_PER_MINUTE}/m", increment=increment,
+    )
+
+
+def _raise_if_ip_blocked(request) -> None:
+    usage = _failure_usage(request, increment=False)
+    if usage and usage["count"] >= usage["limit"]:
+        raise Throttled(wait=max(usage["time_left"], 1),
+                        detail="Too many failed authentications from this address.")
+
+
+def _bearer(request) -> str:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+class _ApiKeyAuthentication(BaseAuthentication):
+    meta_header: str
+    header_name: str
+    kinds: tuple[str, ...]
+    kind_label: str
+
+    def authenticate(self, request):
+        raw_key = request.META.get(self.meta_header, "").strip() or _bearer(request)
+        _raise_if_ip_blocked(request)
+        if not raw_key:
+            _failure_usage(request._request, increment=True)
+            return None
+        principal = principal_for_key(raw_key)
+        if principal is None or principal.kind not in self.kinds:
+            _failure_usage(request._request, increment=True)
+            raise AuthenticationFailed(f"Invalid, revoked or wrong kind of API key; this route needs "
+                                       f"{self.kind_label} in {self.header_name}.")
+        reason = principal.suspended_reason
+        if reason:
+            raise AuthorizationError(reason)
+        request._request.account = principal.account
+        request._request.subaccount = principal.subaccount
+        request._request.principal = principal
+        return principal, principal
+
+    def authenticate_header(self, request) -> str:
+        return f'ApiKey header="{self.header_name}"'
+
+
+class SubAccountKeyAuthentication(_ApiKeyAuthentication):
+    meta_header = "HTTP_X_SUBACCOUNT_APIKEY"
+    header_name = "X-SubAccount-ApiKey"
+    kinds = (KeyKind.LIVE, KeyKind.TEST)
+    kind_label = "a sub-account key (mr_live_ or mr_test_)"
+
+
+class AccountKeyAuthentication(_ApiKeyAuthentication):
+    meta_header = "HTTP_X_ACCOUNT_APIKEY"
+    header_name = "X-Account-ApiKey"
+    kinds = (KeyKind.ACCOUNT,)
+    kind_label = "an account key (mr_acct_)"

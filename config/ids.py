@@ -1,0 +1,42 @@
+"""Public ids: a short prefix and 24 random base62 characters (``msg_3Jf...``)."""
+
+import secrets
+import string
+
+from django.db import models
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def random_token(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_public_id(prefix: str) -> str:
+    return f"{prefix}_{random_token(24)}"
+
+
+class PublicIdField(models.CharField):
+    """A unique, prefixed, random id filled on first save (bulk_create included)."""
+
+    def __init__(self, *args, prefix: str = "", **kwargs):
+        self.prefix = prefix
+        kwargs.setdefault("max_length", 40)
+        kwargs.setdefault("unique", True)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["prefix"] = self.prefix
+        for key, default in (("max_length", 40), ("unique", True), ("editable", False)):
+            if kwargs.get(key) == default:
+                kwargs.pop(key, None)
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance, add):
+        value = getattr(model_instance, self.attname)
+        if not value:
+            value = new_public_id(self.prefix)
+            setattr(model_instance, self.attname, value)
+        return value
