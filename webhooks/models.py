@@ -101,6 +101,9 @@ class WebhookEvent(models.Model):
     body = models.TextField()
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
+    # Position in the retry schedule: failed attempts since the delivery was (re)queued. A manual
+    # retry or a recover resets it; a test event starts at the end (one attempt, no retries).
+    schedule_step = models.PositiveSmallIntegerField(default=0)
     # Due time while pending (also the claim lease while an attempt is in flight); null when done.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -114,8 +117,10 @@ class WebhookEvent(models.Model):
         indexes = [
             models.Index(fields=["endpoint", "-created_at"], name="webhook_event_endpoint_created"),
             models.Index(fields=["endpoint", "status", "created_at"], name="webhook_event_ep_status"),
-            # The sweeper's query: only pending rows are indexed.
+            # The sweeper's and the claim's queries: only pending rows are indexed.
             models.Index(fields=["next_attempt_at"], name="webhook_event_due",
+                         condition=models.Q(status="pending")),
+            models.Index(fields=["endpoint", "next_attempt_at"], name="webhook_event_endpoint_due",
                          condition=models.Q(status="pending")),
         ]
 
