@@ -141,7 +141,9 @@ SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 # --- Celery ---------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # visibility_timeout: longer than any task (acks_late redelivers after it).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2,
+                                       "socket_timeout": 10}
 else:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
     _broker_dir = VAR_DIR / "broker"
@@ -166,6 +168,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Each app may keep its periodic tasks in ``<app>/schedule.py`` (a plain ``SCHEDULE`` dict,
 # no model imports); beat runs them all. Sweepers set ``expires`` so a backlog never piles up.
+# A publish while the broker is down must not hang an API request: the row is already
+# committed and the sweeper publishes it later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                                    "interval_max": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULE: dict = {}
 for _app in ("accounts", "emails", "templates_app", "domains", "webhooks", "analytics"):
     if (BASE_DIR / _app / "schedule.py").exists():

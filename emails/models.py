@@ -1,1 +1,232 @@
+from django.db import models
 
+from accounts.models import Account, SubAccount
+from config.ids import PublicIdField
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    DELIVERY_DELAYED = "delivery_delayed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Environment(models.TextChoices):
+    LIVE = "live"
+    TEST = "test"
+
+
+class Email(models.Model):
+    """One accepted email. The row is the outbox: the pipeline works from it, never from the broker."""
+
+    public_id = PublicIdField(prefix="msg")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="emails")
+    environment = models.CharField(max_length=4, choices=Environment.choices, default=Environment.LIVE)
+    status = models.CharField(max_length=16, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
+
+    from_header = models.CharField(max_length=512, help_text="As given, display name included.")
+    from_address = models.CharField(max_length=320)
+    from_domain = models.CharField(max_length=255, db_index=True)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.TextField(blank=True)
+    html = models.TextField(null=True, blank=True)
+    text = models.TextField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    # ",tag1,tag2," so a tag filter is one portable LIKE, on SQLite and PostgreSQL alike.
+    tags_index = models.CharField(max_length=700, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    template_id = models.CharField(max_length=40, blank=True, default="")
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    track_opens = models.BooleanField(default=False)
+    track_clicks = models.BooleanField(default=False)
+    unsubscribe = models.BooleanField(default=False)
+
+    message_id = models.CharField(max_length=300, blank=True, help_text="RFC 5322 Message-ID, stable across retries.")
+    provider_message_id = models.CharField(max_length=300, blank=True, db_index=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    # Delivery bookkeeping: a row is due when queued and next_attempt_at has passed; a claimed
+    # row holds a lease (locked_until) so the sweeper can requeue it when its worker died.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    opens_count = models.PositiveIntegerField(default=0)
+    clicks_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["subaccount", "-created_at"], name="email_sub_created"),
+            models.Index(fields=["status", "next_attempt_at"], name="email_status_due"),
+            models.Index(fields=["account", "environment", "created_at"], name="email_account_env_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class RecipientKind(models.TextChoices):
+    TO = "to"
+    CC = "cc"
+    BCC = "bcc"
+
+
+class EmailRecipient(models.Model):
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="recipients")
+    kind = models.CharField(max_length=3, choices=RecipientKind.choices)
+    address = models.CharField(max_length=320, help_text="Lowercased address.")
+    display_name = models.CharField(max_length=200, blank=True, default="")
+    suppressed = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["address"], name="recipient_address")]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class EmailAttachment(models.Model):
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveIntegerField()
+    content = models.BinaryField()
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class EventType(models.TextChoices):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    DELIVERY_DELAYED = "delivery_delayed"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    UNSUBSCRIBED = "unsubscribed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+
+
+class EmailEvent(models.Model):
+    public_id = PublicIdField(prefix="evt")
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=20, choices=EventType.choices)
+    recipient = models.CharField(max_length=320, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField()
+    # Provider events carry their own id; a replayed provider webhook is recorded once.
+    provider_event_id = models.CharField(max_length=200, null=True, blank=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [models.Index(fields=["email", "timestamp"], name="event_email_ts")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider_event_id"], name="event_unique_provider_id",
+                                    condition=models.Q(provider_event_id__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.public_id}"
+
+
+class AttemptOutcome(models.TextChoices):
+    SENT = "sent"
+    TRANSIENT = "transient_failure"
+    PERMANENT = "permanent_failure"
+    SIMULATED = "simulated"
+
+
+class DeliveryAttempt(models.Model):
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="delivery_attempts")
+    number = models.PositiveSmallIntegerField()
+    attempted_at = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices)
+    response = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["attempted_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.email_id} #{self.number} {self.outcome}"
+
+
+class SuppressionReason(models.TextChoices):
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    MANUAL = "manual"
+
+
+class Suppression(models.Model):
+    public_id = PublicIdField(prefix="sup")
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="suppressions")
+    address = models.CharField(max_length=320, help_text="Lowercased address.")
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    source_email_id = models.CharField(max_length=40, blank=True, default="")
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["subaccount", "address"], name="suppression_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"
+
+
+class IdempotencyRecord(models.Model):
+    """One per (sub-account, key). The unique constraint, not a read, decides who runs first."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    completed = models.BooleanField(default=False)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subaccount", "key"], name="idempotency_unique_key")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class MonthlyUsage(models.Model):
+    """Live emails accepted per account and calendar month (UTC): the quota counter."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="monthly_usage")
+    month = models.DateField(help_text="First day of the month.")
+    emails = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "month"], name="usage_unique_month")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.month:%Y-%m}: {self.emails}"

@@ -1,1 +1,14 @@
-urlpatterns: list = []
+from django.urls import path
+
+from emails import apis
+
+urlpatterns = [
+    path("emails", apis.EmailListApi.as_view()),
+    path("emails/batch", apis.EmailBatchApi.as_view()),
+    path("emails/<str:email_id>", apis.EmailDetailApi.as_view()),
+    path("emails/<str:email_id>/events", apis.EmailEventsApi.as_view()),
+    path("emails/<str:email_id>/cancel", apis.EmailCancelApi.as_view()),
+    path("emails/<str:email_id>/resend", apis.EmailResendApi.as_view()),
+    path("suppressions", apis.SuppressionListApi.as_view()),
+    path("suppressions/<str:ref>", apis.SuppressionDetailApi.as_view()),
+]

@@ -5,6 +5,7 @@ different accounts, ``tenants.a1`` and ``tenants.a2`` in the same account.
 """
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -118,6 +119,18 @@ def assert_error(response, status: int, code: str) -> dict:
     return body["error"]
 
 
+def assert_exact_error(response, status: int, code: str, message: str, details: dict | None = None) -> None:
+    """Asserts the whole error envelope: nothing more, nothing less."""
+    assert_error(response, status, code)
+    body = response.json()
+    assert body == {
+        "success": False,
+        "error": {"code": code, "message": message, "status": status, "details": details or {}},
+        "meta": {"request_id": response["X-Request-Id"], "timestamp": body["meta"]["timestamp"]},
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["meta"]["timestamp"])
+
+
 def assert_ok(response, status: int = 200) -> dict:
     """Asserts the success envelope and returns ``data``."""
     assert response.status_code == status, response.content
@@ -127,6 +140,14 @@ def assert_ok(response, status: int = 200) -> dict:
     return body["data"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class SmtpSink:
     """An in-process aiosmtpd server that keeps every message it accepts."""
 
@@ -134,14 +155,26 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         self.messages: list = []
+        # Scripted replies, consumed one per message: e.g. "451 4.3.0 Try later" or "550 5.1.1 No".
+        self.data_replies: list[str] = []
+        self.rcpt_replies: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=0)
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        reply = self.rcpt_replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         import email
         import email.policy
 
         with self._lock:
+            if self.data_replies:
+                return self.data_replies.pop(0)
             self.messages.append({
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": list(envelope.rcpt_tos),
@@ -153,7 +186,7 @@ class SmtpSink:
 
     def start(self):
         self.controller.start()
-        self.port = self.controller.server.sockets[0].getsockname()[1]
+        self.port = self.controller.port
         return self
 
     def stop(self):

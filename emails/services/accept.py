@@ -1,0 +1,222 @@
+"""Accepting mail (DESIGN section 4, steps 1-5): validate, render, store, enqueue after commit."""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import SubAccount
+from config.api.errors import ApplicationError, QuotaExceeded, RecipientSuppressed
+from config.ids import new_public_id
+from emails.models import (
+    Email,
+    EmailAttachment,
+    EmailRecipient,
+    EmailStatus,
+    Environment,
+    EventType,
+    RecipientKind,
+)
+from emails.services.events import NewEvent, email_events_record
+from emails.services.quota import quota_reserve
+from emails.services.suppressions import suppressed_addresses
+from emails.validation import Address, SendRequest, send_request_parse
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedEmail:
+    email: Email
+    recipients: list[EmailRecipient]
+    attachments: list[EmailAttachment]
+    suppressed: list[str] = field(default_factory=list)
+
+
+class _SendContext:
+    """Per-call caches so a batch of 500 asks the database once per distinct question."""
+
+    def __init__(self, subaccount: SubAccount, environment: str):
+        self.subaccount = subaccount
+        self.environment = environment
+        self.checked_domains: dict[str, ApplicationError | None] = {}
+        self.suppressed: set[str] = set()
+
+    def check_domain(self, domain: str) -> None:
+        if domain not in self.checked_domains:
+            from domains.services import domain_check_sender
+
+            try:
+                domain_check_sender(subaccount=self.subaccount, environment=self.environment, from_domain=domain)
+                self.checked_domains[domain] = None
+            except ApplicationError as exc:
+                self.checked_domains[domain] = exc
+        error = self.checked_domains[domain]
+        if error is not None:
+            raise error
+
+    def load_suppressions(self, requests: list[SendRequest]) -> None:
+        addresses = {a.key for r in requests for a in (*r.to, *r.cc, *r.bcc)}
+        self.suppressed = suppressed_addresses(subaccount_id=self.subaccount.pk, addresses=addresses)
+
+
+def _render_template(context: _SendContext, request: SendRequest) -> tuple[str, int | None]:
+    if request.template_id is None:
+        return "", None
+    from templates_app.services import template_render_for_send
+
+    rendered = template_render_for_send(subaccount=context.subaccount, template_ref=request.template_id,
+                                        variables=request.variables, subject_override=request.subject)
+    request.subject, request.html, request.text = rendered.subject, rendered.html, rendered.text
+    return rendered.template_id, rendered.template_version
+
+
+def _recipients(request: SendRequest, suppressed_set: set[str]) -> tuple[list[EmailRecipient], list[str]]:
+    rows, suppressed, seen = [], [], set()
+    for kind, addresses in ((RecipientKind.TO, request.to), (RecipientKind.CC, request.cc),
+                            (RecipientKind.BCC, request.bcc)):
+        for address in addresses:
+            if address.key in seen:
+                continue  # one delivery per address, whichever field named it first
+            seen.add(address.key)
+            is_suppressed = address.key in suppressed_set
+            if is_suppressed:
+                suppressed.append(address.key)
+            rows.append(EmailRecipient(kind=kind, address=address.key, display_name=address.name,
+                                       suppressed=is_suppressed))
+    return rows, suppressed
+
+
+def _headers(addresses: list[Address]) -> list[str]:
+    return [a.header for a in addresses]
+
+
+def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> PreparedEmail:
+    context.check_domain(request.sender.domain)
+    recipients, suppressed = _recipients(request, context.suppressed)
+    to_keys = {a.key for a in request.to}
+    if to_keys and to_keys <= set(suppressed):
+        raise RecipientSuppressed(
+            "Every 'to' recipient is on the suppression list.",
+            details={"to": [f"{address} is suppressed." for address in sorted(to_keys)]},
+        )
+    template_id, template_version = _render_template(context, request)
+    subaccount = context.subaccount
+    public_id = new_public_id("msg")
+    scheduled = request.scheduled_at is not None
+    email = Email(
+        public_id=public_id, account_id=subaccount.account_id, subaccount=subaccount,
+        environment=context.environment, status=EmailStatus.SCHEDULED if scheduled else EmailStatus.QUEUED,
+        from_header=request.sender.header, from_address=request.sender.address,
+        from_domain=request.sender.domain, to=_headers(request.to), cc=_headers(request.cc),
+        bcc=_headers(request.bcc), reply_to=_headers(request.reply_to), subject=request.subject or "",
+        html=request.html, text=request.text, headers=request.headers, tags=request.tags,
+        tags_index="," + ",".join(request.tags) + "," if request.tags else "", metadata=request.metadata,
+        template_id=template_id, template_version=template_version,
+        track_opens=subaccount.track_opens if request.track_opens is None else request.track_opens,
+        track_clicks=subaccount.track_clicks if request.track_clicks is None else request.track_clicks,
+        unsubscribe=request.unsubscribe, message_id=f"<{public_id}@{request.sender.domain}>",
+        scheduled_at=request.scheduled_at, next_attempt_at=request.scheduled_at or now,
+        enqueued_at=None if scheduled else now,
+    )
+    attachments = [EmailAttachment(filename=a.filename, content_type=a.content_type, size=len(a.content),
+                                   content=a.content) for a in request.attachments]
+    return PreparedEmail(email=email, recipients=recipients, attachments=attachments, suppressed=suppressed)
+
+
+def _store(prepared: list[PreparedEmail], now: datetime) -> None:
+    """Insert emails, recipients, attachments and first events with bulk statements."""
+    emails = Email.objects.bulk_create([p.email for p in prepared])
+    recipients, attachments, events = [], [], []
+    for item, email in zip(prepared, emails, strict=True):
+        for row in item.recipients:
+            row.email = email
+            recipients.append(row)
+        for row in item.attachments:
+            row.email = email
+            attachments.append(row)
+        first = EventType.SCHEDULED if email.status == EmailStatus.SCHEDULED else EventType.QUEUED
+        data = {"scheduled_at": email.scheduled_at.isoformat()} if email.scheduled_at else {}
+        events.append(NewEvent(email=email, type=first, data=data, timestamp=now))
+        events.extend(NewEvent(email=email, type=EventType.SUPPRESSED, recipient=address,
+                               data={"reason": "suppressed"}, timestamp=now) for address in item.suppressed)
+    EmailRecipient.objects.bulk_create(recipients)
+    if attachments:
+        EmailAttachment.objects.bulk_create(attachments)
+    email_events_record(events)
+    queued = [e.pk for e in emails if e.status == EmailStatus.QUEUED]
+    if queued:
+        transaction.on_commit(lambda: enqueue_dispatch(queued))
+
+
+def enqueue_dispatch(email_ids: list[int]) -> None:
+    """Publish dispatch tasks; a lost publish is harmless because the sweeper finds the rows."""
+    from emails.tasks import dispatch_emails
+
+    for start in range(0, len(email_ids), DISPATCH_CHUNK):
+        try:
+            dispatch_emails.delay(email_ids[start:start + DISPATCH_CHUNK])
+        except Exception:  # broker down: the rows stay queued and the sweeper publishes them later
+            logger.warning("Could not publish dispatch for %d emails; the sweeper will", len(email_ids),
+                           exc_info=True)
+            return
+
+
+DISPATCH_CHUNK = 50
+
+
+def email_send(*, subaccount: SubAccount, environment: str, data) -> Email:
+    """Accept one email; raises an ApplicationError (nothing stored) when it cannot be sent."""
+    now = timezone.now()
+    request = send_request_parse(data, now=now)
+    context = _SendContext(subaccount, environment)
+    context.load_suppressions([request])
+    prepared = _prepare(context, request, now)
+    with transaction.atomic():
+        if environment == Environment.LIVE and quota_reserve(account=subaccount.account, count=1) < 1:
+            raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
+        _store([prepared], now)
+    return prepared.email
+
+
+def _quota_message(subaccount: SubAccount) -> str:
+    plan = subaccount.account.plan
+    return f"The {plan.name} plan's {plan.monthly_email_quota} emails for this month are used up."
+
+
+def _error_item(index: int, error: ApplicationError) -> dict:
+    return {"index": index, "error": {"code": error.code, "message": error.message, "details": error.details}}
+
+
+def email_send_batch(*, subaccount: SubAccount, environment: str, items: list) -> list[dict]:
+    """Accept up to 500 emails, each validated on its own; one result per item, in order."""
+    now = timezone.now()
+    context = _SendContext(subaccount, environment)
+    results: list[dict | None] = [None] * len(items)
+    parsed: list[tuple[int, SendRequest]] = []
+    for index, item in enumerate(items):
+        try:
+            parsed.append((index, send_request_parse(item, now=now)))
+        except ApplicationError as exc:
+            results[index] = _error_item(index, exc)
+    context.load_suppressions([request for _, request in parsed])
+    prepared: list[tuple[int, PreparedEmail]] = []
+    for index, request in parsed:
+        try:
+            prepared.append((index, _prepare(context, request, now)))
+        except ApplicationError as exc:
+            results[index] = _error_item(index, exc)
+    with transaction.atomic():
+        granted = len(prepared)
+        if environment == Environment.LIVE:
+            granted = quota_reserve(account=subaccount.account, count=len(prepared))
+        for index, _ in prepared[granted:]:
+            results[index] = _error_item(index, QuotaExceeded(details={"quota": [_quota_message(subaccount)]}))
+        accepted = prepared[:granted]
+        if accepted:
+            _store([p for _, p in accepted], now)
+    for index, item in accepted:
+        results[index] = {"index": index, "id": item.email.public_id, "status": item.email.status}
+    return results

@@ -1,0 +1,152 @@
+"""Delivering claimed emails (DESIGN section 4, steps 6-7).
+
+claim (queued -> sending, with a lease) -> build MIME + DKIM -> hand to the backend over one
+connection per batch -> record each outcome in a short transaction. No network I/O happens
+inside a transaction; a worker that dies mid-batch leaves rows in ``sending`` whose lease
+expires, and the sweeper requeues them (at-least-once, recognisable by Message-ID).
+"""
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from domains.selectors import dkim_signing_key
+from emails.dkim import dkim_sign
+from emails.mime import build_mime, outgoing_message
+from emails.models import AttemptOutcome, DeliveryAttempt, Email, EmailStatus, Environment, EventType
+from emails.providers.transport import SendOutcome, Transport
+from emails.services.events import NewEvent, email_events_record
+from emails.simulator import simulated_events
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 50
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+# Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 2 h, with jitter.
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 2 * 3600
+
+
+def backoff(attempt: int) -> timedelta:
+    seconds = min(BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0), BACKOFF_CAP_SECONDS)
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def email_claim(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> list[int]:
+    """Move due queued rows to ``sending`` atomically; returns the ids this caller now owns.
+
+    ``ids`` are claimed first (the fast path after an API send); the batch is topped up with
+    other due rows so one backend connection carries as many messages as possible.
+    """
+    now = timezone.now()
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    due = Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now)
+    with transaction.atomic():
+        claimed: list[int] = []
+        if ids:
+            claimed = list(due.filter(pk__in=ids).select_for_update(skip_locked=skip_locked)
+                           .values_list("pk", flat=True)[:limit])
+        if len(claimed) < limit:
+            claimed += list(due.exclude(pk__in=claimed).order_by("next_attempt_at")
+                            .select_for_update(skip_locked=skip_locked)
+                            .values_list("pk", flat=True)[:limit - len(claimed)])
+        if claimed:
+            Email.objects.filter(pk__in=claimed, status=EmailStatus.QUEUED).update(
+                status=EmailStatus.SENDING, locked_until=now + LEASE, attempts=F("attempts") + 1, updated_at=now)
+    return claimed
+
+
+@dataclass
+class _Result:
+    email: Email
+    outcome: SendOutcome
+    simulated: bool = False
+
+
+def _envelope(email: Email) -> list[str]:
+    return [r.address for r in email.recipients.all() if not r.suppressed]
+
+
+def _build(email: Email):
+    envelope = _envelope(email)
+    attachments = list(email.attachments.all())
+    raw = build_mime(email=email, envelope_to=envelope, attachments=attachments).as_bytes()
+    key = dkim_signing_key(subaccount_id=email.subaccount_id, domain=email.from_domain)
+    if key is not None:
+        raw = dkim_sign(raw, domain=key.domain, selector=key.selector, private_key_pem=key.private_key_pem)
+    return outgoing_message(email=email, envelope_to=envelope, attachments=attachments, raw=raw)
+
+
+def email_dispatch(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> int:
+    """Claim and deliver one batch; returns how many emails were claimed."""
+    claimed = email_claim(ids=ids, limit=limit)
+    if not claimed:
+        return 0
+    emails = list(Email.objects.filter(pk__in=claimed, status=EmailStatus.SENDING)
+                  .prefetch_related("recipients", "attachments"))
+    results: list[_Result] = []
+    live: list[tuple[Email, object]] = []
+    for email in emails:
+        try:
+            message = _build(email)
+        except Exception as exc:  # a message we cannot build will never send: fail it, keep the batch
+            logger.exception("Building %s failed", email.public_id)
+            results.append(_Result(email, SendOutcome(ok=False, permanent=True, response=f"build error: {exc}")))
+            continue
+        if email.environment == Environment.TEST:
+            results.append(_Result(email, SendOutcome(ok=True, response="simulated (test key)"), simulated=True))
+        else:
+            live.append((email, message))
+    if live:
+        with Transport() as transport:
+            for email, message in live:
+                results.append(_Result(email, transport.send(message)))
+    _record(results)
+    return len(claimed)
+
+
+def _record(results: list[_Result]) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        attempts, events = [], []
+        for result in results:
+            email, outcome = result.email, result.outcome
+            attempts.append(DeliveryAttempt(
+                email=email, number=email.attempts, attempted_at=now, duration_ms=outcome.duration_ms,
+                response=outcome.response,
+                outcome=(AttemptOutcome.SIMULATED if result.simulated else AttemptOutcome.SENT if outcome.ok
+                         else AttemptOutcome.PERMANENT if outcome.permanent else AttemptOutcome.TRANSIENT),
+            ))
+            if outcome.ok:
+                if outcome.provider_message_id and outcome.provider_message_id != email.provider_message_id:
+                    Email.objects.filter(pk=email.pk).update(provider_message_id=outcome.provider_message_id)
+                events.append(NewEvent(email=email, type=EventType.SENT, timestamp=now,
+                                       data={"response": outcome.response}))
+                if result.simulated:
+                    events.extend(_simulated(email, now))
+            elif outcome.permanent or email.attempts >= MAX_ATTEMPTS:
+                Email.objects.filter(pk=email.pk).update(last_error=outcome.response)
+                events.append(NewEvent(email=email, type=EventType.FAILED, timestamp=now, data={
+                    "reason": outcome.response, "attempts": email.attempts, "permanent": outcome.permanent}))
+            else:
+                # Back to the outbox; the sweeper publishes it again when next_attempt_at passes.
+                Email.objects.filter(pk=email.pk, status=EmailStatus.SENDING).update(
+                    status=EmailStatus.QUEUED, next_attempt_at=now + backoff(email.attempts), enqueued_at=None,
+                    locked_until=None, last_error=outcome.response, updated_at=now)
+        DeliveryAttempt.objects.bulk_create(attempts)
+        email_events_record(events)
+
+
+def _simulated(email: Email, now) -> list[NewEvent]:
+    events = []
+    for recipient in _envelope(email):
+        for offset, (event_type, data) in enumerate(simulated_events(recipient), start=1):
+            events.append(NewEvent(email=email, type=event_type, recipient=recipient,
+                                   data={**data, "simulated": True}, timestamp=now + timedelta(milliseconds=offset)))
+    return events

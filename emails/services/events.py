@@ -1,0 +1,135 @@
+"""``email_event_record``: the one way an email's life is written down.
+
+Every status change, tracking hit and provider event becomes an EmailEvent row here, in the
+caller's transaction, together with its effects: the email's status and counters, the
+sub-account's suppressions, and the tenant webhooks' outbox rows (so a crash never loses a
+webhook: the event and its webhook deliveries commit or roll back together).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from emails.models import Email, EmailEvent, EmailStatus, Environment, EventType, SuppressionReason
+from emails.services.suppressions import suppression_add
+from webhooks.services import webhook_events_publish
+
+S = EmailStatus
+# event type -> (new status, statuses it may replace, timestamp field to set)
+TRANSITIONS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
+    EventType.SENT: (S.SENT, (S.SENDING, S.QUEUED), "sent_at"),
+    EventType.DELIVERED: (S.DELIVERED, (S.SENDING, S.SENT, S.DELIVERY_DELAYED), "delivered_at"),
+    EventType.DELIVERY_DELAYED: (S.DELIVERY_DELAYED, (S.SENDING, S.SENT), None),
+    EventType.BOUNCED: (S.BOUNCED, (S.SENDING, S.SENT, S.DELIVERY_DELAYED, S.DELIVERED), None),
+    EventType.COMPLAINED: (S.COMPLAINED, (S.SENDING, S.SENT, S.DELIVERY_DELAYED, S.DELIVERED), None),
+    EventType.FAILED: (S.FAILED, (S.QUEUED, S.SENDING, S.SCHEDULED), None),
+    EventType.CANCELLED: (S.CANCELLED, (S.QUEUED, S.SCHEDULED), None),
+}
+SUPPRESSING = {
+    EventType.COMPLAINED: SuppressionReason.COMPLAINT,
+    EventType.UNSUBSCRIBED: SuppressionReason.UNSUBSCRIBE,
+}
+COUNTERS = {EventType.OPENED: "opens_count", EventType.CLICKED: "clicks_count"}
+
+
+@dataclass
+class NewEvent:
+    email: Email
+    type: str
+    recipient: str = ""
+    data: dict = field(default_factory=dict)
+    timestamp: datetime | None = None
+    provider_event_id: str | None = None
+
+
+def email_event_record(*, email: Email, type: str, recipient: str = "", data: dict | None = None,
+                       timestamp: datetime | None = None, provider_event_id: str | None = None) -> EmailEvent | None:
+    """Record one event; returns None when a provider event with that id was already recorded."""
+    event = NewEvent(email=email, type=type, recipient=recipient, data=data or {}, timestamp=timestamp,
+                     provider_event_id=provider_event_id)
+    if provider_event_id:
+        try:
+            with transaction.atomic():
+                return email_events_record([event])[0]
+        except IntegrityError:
+            return None
+    return email_events_record([event])[0]
+
+
+@transaction.atomic
+def email_events_record(events: list[NewEvent]) -> list[EmailEvent]:
+    """Record many events with a handful of queries (accept and dispatch work in batches)."""
+    if not events:
+        return []
+    now = timezone.now()
+    rows = [EmailEvent(email=e.email, type=e.type, recipient=e.recipient, data=e.data,
+                       timestamp=e.timestamp or now, provider_event_id=e.provider_event_id) for e in events]
+    EmailEvent.objects.bulk_create(rows)
+    _apply_transitions(events, now)
+    _apply_counters(events)
+    _apply_suppressions(events)
+    _publish_webhooks(events, rows)
+    return rows
+
+
+def _apply_transitions(events: list[NewEvent], now: datetime) -> None:
+    by_type: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        if event.type in TRANSITIONS:
+            by_type[event.type].append(event.email.pk)
+    for event_type, ids in by_type.items():
+        status, allowed, stamp = TRANSITIONS[event_type]
+        changes = {"status": status, "updated_at": now}
+        if stamp:
+            changes[stamp] = now
+        if event_type in (EventType.SENT, EventType.FAILED, EventType.CANCELLED):
+            changes["locked_until"] = None
+        Email.objects.filter(pk__in=ids, status__in=allowed).update(**changes)
+    for event in events:
+        if event.type in TRANSITIONS and event.email.status in TRANSITIONS[event.type][1]:
+            event.email.status = TRANSITIONS[event.type][0]
+
+
+def _apply_counters(events: list[NewEvent]) -> None:
+    for event in events:
+        counter = COUNTERS.get(event.type)
+        if counter:
+            Email.objects.filter(pk=event.email.pk).update(**{counter: F(counter) + 1})
+
+
+def _apply_suppressions(events: list[NewEvent]) -> None:
+    for event in events:
+        if not event.recipient or event.email.environment == Environment.TEST:
+            continue  # the sandbox's simulated bounces never suppress real addresses
+        reason = SUPPRESSING.get(event.type)
+        if event.type == EventType.BOUNCED and event.data.get("bounce_type", "hard") == "hard":
+            reason = SuppressionReason.BOUNCE
+        if reason:
+            suppression_add(subaccount_id=event.email.subaccount_id, address=event.recipient, reason=reason,
+                            source_email_id=event.email.public_id)
+
+
+def webhook_payload(event: NewEvent, row: EmailEvent) -> dict:
+    email = event.email
+    return {
+        "email_id": email.public_id,
+        "event_id": row.public_id,
+        "recipient": event.recipient,
+        "from": email.from_header,
+        "to": email.to,
+        "subject": email.subject,
+        "tags": email.tags,
+        "metadata": email.metadata,
+        "environment": email.environment,
+        "details": event.data,
+    }
+
+
+def _publish_webhooks(events: list[NewEvent], rows: list[EmailEvent]) -> None:
+    for event, row in zip(events, rows, strict=True):
+        webhook_events_publish(subaccount_id=event.email.subaccount_id, event_type=f"email.{event.type}",
+                               data=webhook_payload(event, row), occurred_at=row.timestamp)
