@@ -36,6 +36,10 @@ class MethodNotAllowed(ApplicationError):
     code, status, default_message = "method_not_allowed", 405, "Method not allowed."
 
 
+class NotAcceptable(ApplicationError):
+    code, status, default_message = "not_acceptable", 406, "This API only answers with JSON (application/json)."
+
+
 class Conflict(ApplicationError):
     code, status, default_message = "conflict", 409, "The resource is not in a state that allows this."
 

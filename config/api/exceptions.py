@@ -7,6 +7,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from accounts.authentication import auth_failure_record
 from config.api import errors
 from config.api.envelope import error_dict
 
@@ -40,7 +41,7 @@ def _missing_key_message(view) -> str:
     return f"Missing API key: send it in {header} (or Authorization: Bearer <key>)."
 
 
-def _translate(exc, view=None) -> errors.ApplicationError | None:
+def _translate(exc, view=None, request=None) -> errors.ApplicationError | None:
     if isinstance(exc, errors.ApplicationError):
         return exc
     if isinstance(exc, Http404 | drf.NotFound):
@@ -50,6 +51,8 @@ def _translate(exc, view=None) -> errors.ApplicationError | None:
     if isinstance(exc, drf.ParseError):
         return errors.BadRequest(f"Malformed JSON: {exc.detail}")
     if isinstance(exc, drf.NotAuthenticated):
+        if request is not None:
+            auth_failure_record(getattr(request, "_request", request))
         return errors.AuthenticationError(_missing_key_message(view))
     if isinstance(exc, drf.AuthenticationFailed):
         return errors.AuthenticationError(str(exc.detail))
@@ -60,22 +63,23 @@ def _translate(exc, view=None) -> errors.ApplicationError | None:
     if isinstance(exc, drf.UnsupportedMediaType):
         return errors.UnsupportedMediaType(str(exc.detail))
     if isinstance(exc, drf.NotAcceptable):
-        return errors.ApplicationError(str(exc.detail))
+        return errors.NotAcceptable()
     if isinstance(exc, drf.Throttled):
         wait = int(exc.wait or 1)
         return errors.RateLimitExceeded(
             f"Rate limit exceeded; retry in {wait} s.", headers={"Retry-After": str(max(wait, 1))}
         )
     if isinstance(exc, drf.APIException):
+        # Any other DRF error keeps its own status and code (never "internal_error" with a 4xx).
         error = errors.ApplicationError(str(exc.detail))
-        error.status = exc.status_code
+        error.status, error.code = exc.status_code, exc.default_code
         return error
     return None
 
 
 def exception_handler(exc, context):
-    error = _translate(exc, context.get("view"))
     request = context.get("request")
+    error = _translate(exc, context.get("view"), request)
     if error is None:
         logger.exception(
             "Unhandled error (request_id=%s)", getattr(request, "request_id", "-"), exc_info=exc

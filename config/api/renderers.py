@@ -12,6 +12,9 @@ class EnvelopeRenderer(JSONRenderer):
         request = renderer_context.get("request")
         if response is None:
             return super().render(data, accepted_media_type, renderer_context)
+        if response.status_code in (204, 304):
+            # HTTP forbids a body on these; clients (and h11-based ones strictly) choke on one.
+            return b""
         if response.status_code >= 400:
             error = data.get("error") if isinstance(data, dict) and "error" in data else None
             if error is None:
