@@ -21,7 +21,9 @@ class HasScope(BasePermission):
         required = getattr(view, "required_scopes", None)
         if required is None:
             raise ImproperlyConfigured(f"{type(view).__name__} declares no required_scopes")
-        scopes = required.get(request.method, required.get("*", ()))
+        # Django answers HEAD with the GET handler, so HEAD needs GET's scopes.
+        method = "GET" if request.method == "HEAD" else request.method
+        scopes = required.get(method, required.get("*", ()))
         if not scopes or any(principal.has_scope(scope) for scope in scopes):
             return True
         raise AuthorizationError(f"This API key lacks the scope {' or '.join(repr(s) for s in scopes)}.")

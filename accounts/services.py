@@ -52,6 +52,8 @@ def subaccount_update(*, subaccount: SubAccount, **fields) -> SubAccount:
     for name, value in fields.items():
         setattr(subaccount, name, value)
     subaccount.save(update_fields=[*fields.keys(), "updated_at"])
+    # Cached principals hold the sub-account (its tracking defaults): drop them here at once.
+    principals.forget_account(subaccount.account_id)
     return subaccount
 
 
@@ -79,17 +81,23 @@ def api_key_create(*, account: Account, kind: str, subaccount: SubAccount | None
                    granted_by=None, operator: bool = False) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored or shown again.
 
-    ``granted_by`` is the sub-account key creating this one: it may only grant scopes it has.
+    ``granted_by`` is the sub-account key creating this one: it may only grant scopes it has
+    (omitted scopes mean "the same as mine"), and a test key may only create test keys, so a
+    leaked test key can never mint one that delivers real mail.
     A tenant may not set a rate limit above the plan; an operator (``operator=True``) may.
     """
     if kind == KeyKind.ACCOUNT:
         scopes = []
         subaccount = None
     else:
-        scopes = sorted(set(scopes or [Scope.FULL_ACCESS.value]))
+        if not scopes:
+            scopes = list(granted_by.scopes) if granted_by is not None else [Scope.FULL_ACCESS.value]
+        scopes = sorted(set(scopes))
         unknown = [s for s in scopes if s not in ALL_SCOPES]
         if unknown:
             raise ValidationError(details={"scopes": [f"Unknown scope {s!r}." for s in unknown]})
+        if granted_by is not None and granted_by.kind == KeyKind.TEST and kind != KeyKind.TEST:
+            raise AuthorizationError("A test key can only create test keys.")
         if granted_by is not None and not all(granted_by.has_scope(s) for s in scopes):
             raise AuthorizationError("A key can only grant scopes it has itself.")
     if rate_limit is not None and not operator and rate_limit > account.plan.requests_per_minute:
