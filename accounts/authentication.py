@@ -1,13 +1,13 @@
 """DRF authentication for account keys and sub-account keys (DESIGN section 1)."""
 
 from django.conf import settings
-from django_ratelimit.core import get_usage
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.models import KeyKind
 from accounts.principals import principal_for_key
-from config.api.errors import AuthorizationError
+from accounts.throttling import cache_usage
+from config.api.errors import AuthorizationError, RateLimitExceeded
 
 AUTH_FAILURE_GROUP = "auth-failures"
 
@@ -17,17 +17,26 @@ def _client_ip(group, request) -> str:
 
 
 def _failure_usage(request, *, increment: bool):
-    return get_usage(
+    return cache_usage(
         request, group=AUTH_FAILURE_GROUP, key=_client_ip,
         rate=f"{settings.MAILROOM_AUTH_FAILURES_PER_MINUTE}/m", increment=increment,
     )
 
 
+def auth_failure_record(request) -> None:
+    """Count a failed authentication against the client's address (missing key on a protected
+    route; the exception handler calls this when it answers 401 for it)."""
+    _failure_usage(request, increment=True)
+
+
 def _raise_if_ip_blocked(request) -> None:
+    """Once an address has failed too often this minute, even a valid key from it gets 429:
+    otherwise a key-guessing client could still tell a hit (200) from a miss."""
     usage = _failure_usage(request, increment=False)
     if usage and usage["count"] >= usage["limit"]:
-        raise Throttled(wait=max(usage["time_left"], 1),
-                        detail="Too many failed authentications from this address.")
+        wait = max(usage["time_left"], 1)
+        raise RateLimitExceeded(f"Too many failed authentications from this address; retry in {wait} s.",
+                                headers={"Retry-After": str(wait)})
 
 
 def _bearer(request) -> str:
@@ -44,10 +53,11 @@ class _ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request):
         raw_key = request.META.get(self.meta_header, "").strip() or _bearer(request)
-        _raise_if_ip_blocked(request)
         if not raw_key:
-            _failure_usage(request._request, increment=True)
+            # Not a failure yet: a view open to anonymous callers may not need a key at all.
+            # The 401 that follows on a protected view is counted by auth_failure_record.
             return None
+        _raise_if_ip_blocked(request._request)
         principal = principal_for_key(raw_key)
         if principal is None or principal.kind not in self.kinds:
             _failure_usage(request._request, increment=True)

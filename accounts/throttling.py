@@ -1,10 +1,17 @@
 """Per-key request rate limit, counted by django-ratelimit in the shared cache."""
 
+import logging
 import time
 from dataclasses import dataclass
 
+import redis
+from django.conf import settings
 from django_ratelimit.core import get_usage
 from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger("mailroom.ratelimit")
+
+KEY_GROUP = "api-key"
 
 
 @dataclass(frozen=True)
@@ -12,6 +19,41 @@ class RateUsage:
     limit: int
     remaining: int
     reset_at: int
+    retry_after: int
+    limited: bool
+
+
+def cache_usage(request, **kwargs) -> dict | None:
+    """``get_usage`` that fails open when the cache is down (``MAILROOM_RATELIMIT_FAIL_OPEN``).
+
+    django-ratelimit's own RATELIMIT_FAIL_OPEN only covers a cache that answers "no value";
+    Django's Redis cache raises instead, which would turn a Redis outage into 500s on every
+    request, sending included.
+    """
+    try:
+        return get_usage(request, **kwargs)
+    except (redis.RedisError, OSError):
+        if not settings.RATELIMIT_FAIL_OPEN:
+            raise
+        logger.warning("rate-limit cache unavailable; request not counted", exc_info=True)
+        return None
+
+
+def key_usage(request, principal, *, increment: bool) -> RateUsage | None:
+    """Count (or just read) this minute's requests of the principal's key."""
+    limit = principal.requests_per_minute
+    usage = cache_usage(
+        request, group=KEY_GROUP, key=lambda group, req: principal.key_id, rate=f"{limit}/m",
+        increment=increment,
+    )
+    if usage is None:
+        return None
+    # django-ratelimit windows end at a per-key offset inside the minute; time_left is 0 in the
+    # window's last second, so the reset is at least one second away.
+    retry_after = max(usage["time_left"], 1)
+    return RateUsage(limit=limit, remaining=max(limit - usage["count"], 0),
+                     reset_at=int(time.time()) + retry_after, retry_after=retry_after,
+                     limited=bool(usage["should_limit"]))
 
 
 class ApiKeyRateThrottle(BaseThrottle):
@@ -21,18 +63,12 @@ class ApiKeyRateThrottle(BaseThrottle):
         principal = request.user
         if principal is None or not getattr(principal, "is_authenticated", False):
             return True
-        limit = principal.requests_per_minute
-        usage = get_usage(
-            request._request, group="api-key", key=lambda group, req: principal.key_id,
-            rate=f"{limit}/m", increment=True,
-        )
-        if usage is None:  # cache unavailable and RATELIMIT_FAIL_OPEN: never block sending on it
+        usage = key_usage(request._request, principal, increment=True)
+        if usage is None:  # cache unavailable and fail-open: never block sending on it
             return True
-        self._wait = max(usage["time_left"], 1)
-        request._request.ratelimit_usage = RateUsage(
-            limit=limit, remaining=max(limit - usage["count"], 0), reset_at=int(time.time()) + self._wait
-        )
-        return not usage["should_limit"]
+        request._request.ratelimit_usage = usage
+        self._wait = usage.retry_after
+        return not usage.limited
 
     def wait(self) -> float:
         return self._wait
