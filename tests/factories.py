@@ -1,7 +1,20 @@
+import importlib
+
 import factory
+from django.apps import apps
 
 from accounts import services
 from accounts.models import Account, Plan, SubAccount
+
+
+def seeded_plan(code: str = "free") -> Plan:
+    """A seeded plan. A transactional test flushes every table when it ends, the plans the
+    data migration wrote included, so later tests seed them again the same way."""
+    found = Plan.objects.filter(code=code).first()
+    if found is None:
+        importlib.import_module("accounts.migrations.0002_seed_plans").seed(apps, None)
+        found = Plan.objects.get(code=code)
+    return found
 
 
 class AccountFactory(factory.django.DjangoModelFactory):
@@ -10,7 +23,7 @@ class AccountFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Account {n}")
     contact_email = factory.Sequence(lambda n: f"owner{n}@example.com")
-    plan = factory.LazyFunction(lambda: Plan.objects.get(code="free"))
+    plan = factory.LazyFunction(seeded_plan)
 
 
 class SubAccountFactory(factory.django.DjangoModelFactory):
