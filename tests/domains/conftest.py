@@ -1,0 +1,73 @@
+import sys
+import types
+
+import pytest
+
+from domains import selectors
+from tests.dns_server import LocalDnsServer
+
+
+@pytest.fixture(scope="session")
+def _dns_server_session():
+    server = LocalDnsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dns_server(_dns_server_session, settings):
+    """A real DNS server on loopback with no records; domain verification asks it alone."""
+    _dns_server_session.reset()
+    settings.DNS_NAMESERVERS = [_dns_server_session.address]
+    # Short, so "hang" tests time out quickly; loopback answers in well under a millisecond.
+    settings.DNS_TIMEOUT_SECONDS = 0.6
+    yield _dns_server_session
+    _dns_server_session.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signing_keys():
+    selectors.dkim_signing_key_forget()
+    yield
+    selectors.dkim_signing_key_forget()
+
+
+@pytest.fixture(autouse=True)
+def published_events(monkeypatch):
+    """Captures ``webhooks.services.webhook_events_publish`` calls (the webhooks app is tested
+    on its own); a stand-in module is used while that app has no such function yet."""
+    calls: list[dict] = []
+
+    def record(*, subaccount_id, event_type, data):
+        calls.append({"subaccount_id": subaccount_id, "event_type": event_type, "data": data})
+
+    try:
+        import webhooks.services as module
+    except ImportError:
+        module = types.ModuleType("webhooks.services")
+        monkeypatch.setitem(sys.modules, "webhooks.services", module)
+    monkeypatch.setattr(module, "webhook_events_publish", record, raising=False)
+    return calls
+
+
+@pytest.fixture
+def add_domain(api, dns_server):
+    """``add_domain(tenant, "example.com", **fields)`` -> the API's domain data (201 asserted)."""
+    from tests.conftest import assert_ok
+
+    def add(tenant, name: str, **fields) -> dict:
+        return assert_ok(api(tenant.live_key).post("/api/v1/domains", {"domain": name, **fields},
+                                                   format="json"), 201)
+
+    return add
+
+
+def records_by_purpose(domain_data: dict) -> dict[str, dict]:
+    """The domain's records keyed by purpose (the active DKIM record for "dkim")."""
+    found: dict[str, dict] = {}
+    for record in domain_data["dns_records"]:
+        if record["purpose"] == "dkim" and not record["required"]:
+            found["dkim_pending"] = record
+        else:
+            found[record["purpose"]] = record
+    return found
