@@ -67,11 +67,15 @@ class EnvelopeAutoSchema(AutoSchema):
         return component.ref
 
     def _get_serializer_name(self, serializer, direction, bypass_extensions=False) -> str:
-        """Nested ``Input``/``Output`` classes are named after their view: ``SubAccountListInput``."""
+        """Nested ``Input``/``Output`` classes are named after their view: ``SubAccountListInput``
+        (and ``PatchedSubAccountDetailInputRequest``: drf-spectacular prefixes PATCH bodies)."""
         name = super()._get_serializer_name(serializer, direction, bypass_extensions)
         qualname = type(serializer).__qualname__.split(".")
-        if len(qualname) >= 2 and name.startswith(qualname[-1]):
-            name = qualname[-2].removesuffix("Api") + name
+        if len(qualname) >= 2:
+            patched = name.startswith("Patched") and not qualname[-1].startswith("Patched")
+            base = name.removeprefix("Patched") if patched else name
+            if base.startswith(qualname[-1]):
+                name = ("Patched" if patched else "") + qualname[-2].removesuffix("Api") + base
         return name
 
     def _get_response_bodies(self, direction="response"):
