@@ -110,3 +110,30 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class SmtpCredential(models.Model):
+    """An SMTP relay login of one sub-account (emails/relay). Like an API key, only the
+    password's SHA-256 digest is stored; the username is public and unique."""
+
+    public_id = PublicIdField(prefix="smtp")
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="smtp_credentials")
+    environment = models.CharField(max_length=4, choices=[(KeyKind.LIVE.value, "Live"),
+                                                          (KeyKind.TEST.value, "Test")])
+    name = models.CharField(max_length=200, blank=True)
+    username = models.CharField(max_length=64, unique=True)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the password.")
+    rate_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Messages per minute; empty = plan.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.public_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
