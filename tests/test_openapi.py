@@ -100,3 +100,20 @@ def test_the_schema_and_the_docs_are_served(client, db):
     for page in ("/api/docs/", "/api/redoc/"):
         response = client.get(page)
         assert response.status_code == 200 and b"/api/v1/schema/" in response.content
+
+
+def test_swagger_ui_and_admin_css_are_served_locally_by_whitenoise(client, db):
+    import re
+
+    docs = client.get("/api/docs/").content.decode()
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', docs)
+    assert "cdn.jsdelivr.net" not in docs
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    login = client.get("/admin/login/").content.decode()
+    assets += re.findall(r'href="(/static/[^"]+\.css)"', login)
+    assert "/static/admin/css/base.css" in assets
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert b"".join(response.streaming_content if response.streaming else [response.content])
+
