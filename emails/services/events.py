@@ -14,9 +14,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analytics.services import rollups_apply
 from emails.models import Email, EmailEvent, EmailStatus, Environment, EventType, SuppressionReason
 from emails.services.suppressions import suppression_add
-from webhooks.services import webhook_events_publish
+from webhooks.services import Publication, webhook_events_publish_many
 
 S = EmailStatus
 # event type -> (new status, statuses it may replace, timestamp field to set)
@@ -73,6 +74,8 @@ def email_events_record(events: list[NewEvent]) -> list[EmailEvent]:
     _apply_counters(events)
     _apply_suppressions(events)
     _publish_webhooks(events, rows)
+    # Last, so the hot per-day counter rows stay locked for as short a time as possible.
+    rollups_apply(rows)
     return rows
 
 
@@ -130,6 +133,8 @@ def webhook_payload(event: NewEvent, row: EmailEvent) -> dict:
 
 
 def _publish_webhooks(events: list[NewEvent], rows: list[EmailEvent]) -> None:
-    for event, row in zip(events, rows, strict=True):
-        webhook_events_publish(subaccount_id=event.email.subaccount_id, event_type=f"email.{event.type}",
-                               data=webhook_payload(event, row), occurred_at=row.timestamp)
+    webhook_events_publish_many([
+        Publication(subaccount_id=event.email.subaccount_id, event_type=f"email.{event.type}",
+                    data=webhook_payload(event, row), occurred_at=row.timestamp)
+        for event, row in zip(events, rows, strict=True)
+    ])
