@@ -12,6 +12,7 @@ Concurrency rules:
 """
 
 import logging
+import os
 import random
 import threading
 import time
@@ -117,20 +118,17 @@ def _send(endpoint: WebhookEndpoint, secrets_: list[str], claimed: Claimed) -> t
     return result
 
 
-_executor_lock = threading.Lock()
-_executor: tuple[int, ThreadPoolExecutor] | None = None
+_local = threading.local()
 
 
 def _pool() -> ThreadPoolExecutor:
-    """A thread pool per process (created after a prefork worker forks)."""
-    global _executor
-    import os
-
-    with _executor_lock:
-        if _executor is None or _executor[0] != os.getpid():
-            _executor = (os.getpid(), ThreadPoolExecutor(max_workers=endpoint_concurrency(),
-                                                         thread_name_prefix="webhook"))
-        return _executor[1]
+    """The calling thread's own pool: with Celery's thread pool, one slow endpoint's requests
+    must not queue another worker thread's requests behind them."""
+    pool = getattr(_local, "pool", None)
+    if pool is None or getattr(_local, "pid", None) != os.getpid():  # a prefork child forked after
+        pool = _local.pool = ThreadPoolExecutor(max_workers=endpoint_concurrency(), thread_name_prefix="webhook")
+        _local.pid = os.getpid()
+    return pool
 
 
 def _send_batch(endpoint: WebhookEndpoint, batch: list[Claimed]) -> list[transport.HttpResult]:
