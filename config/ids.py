@@ -8,8 +8,14 @@ from django.db import models
 _ALPHABET = string.ascii_letters + string.digits
 
 
+# byte -> alphabet[byte % 62]: one C-level translate instead of a Python loop per character
+# (ids are minted 500 at a time in batch sends). The modulo bias is tiny: 8 of the 62
+# characters are 5/256 likely instead of 4/256, leaving over 5.9 bits per character.
+_TRANSLATE = bytes(_ALPHABET[b % len(_ALPHABET)].encode()[0] for b in range(256))
+
+
 def random_token(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return secrets.token_bytes(length).translate(_TRANSLATE).decode()
 
 
 def new_public_id(prefix: str) -> str:

@@ -115,11 +115,14 @@ def parse_address(value, name: str, errors: _Errors) -> Address | None:
     if _CRLF.search(value):
         errors.add(name, "Must not contain line breaks.")
         return None
-    parsed = getaddresses([value])
-    if len(parsed) != 1 or not parsed[0][1] or "@" not in parsed[0][1]:
-        errors.add(name, f"{value!r} is not one valid email address.")
-        return None
-    display, raw = parsed[0]
+    if any(c in value for c in '<>",()'):
+        parsed = getaddresses([value])
+        if len(parsed) != 1 or not parsed[0][1] or "@" not in parsed[0][1]:
+            errors.add(name, f"{value!r} is not one valid email address.")
+            return None
+        display, raw = parsed[0]
+    else:  # a bare address, the common case: no header parsing needed
+        display, raw = "", value.strip()
     try:
         # test_environment: the simulator addresses live under the reserved .test TLD.
         checked = validate_email(raw, check_deliverability=False, allow_smtputf8=True, test_environment=True)
