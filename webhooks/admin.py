@@ -32,7 +32,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     raw_id_fields = ("subaccount",)
     # The secrets are never shown in the admin; rotate through the API.
     exclude = ("secret", "previous_secret")
-    readonly_fields = ("public_id", "disabled_reason", "disabled_at", "previous_secret_expires_at",
+    # The URL is changed through the API, which runs the SSRF check.
+    readonly_fields = ("public_id", "url", "disabled_reason", "disabled_at", "previous_secret_expires_at",
                        "failing_since", "last_success_at", "last_failure_at", "account_notified_at",
                        "lease_until", "created_at", "updated_at")
     actions = ("disable_endpoints", "enable_endpoints")

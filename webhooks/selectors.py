@@ -29,4 +29,5 @@ def webhook_delivery_get(*, endpoint: WebhookEndpoint, delivery_id: str) -> Webh
     event = WebhookEvent.objects.filter(endpoint=endpoint, public_id=delivery_id).prefetch_related("attempts").first()
     if event is None:
         raise NotFound("No such webhook delivery.")
+    event.endpoint = endpoint
     return event

@@ -63,7 +63,7 @@ def worker(live_db, requires_redis, allow_private):
     finally:
         process.terminate()
         try:
-            process.wait(20)
+            process.wait(3)  # a warm shutdown would wait for slow requests in flight
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
