@@ -17,7 +17,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Mailroom is starting (web, worker, beat):"))
         self.stdout.write(f"  API      {base}/api/v1/")
         self.stdout.write(f"  Docs     {base}/api/docs/  (Redoc: {base}/api/redoc/)")
-        self.stdout.write(f"  Admin    {base}/admin/  (python manage.py createsuperuser)")
+        self.stdout.write(f"  Admin    {base}/admin/  (first: .venv/bin/python manage.py createsuperuser)")
         self.stdout.write(f"  Health   {base}/healthz")
         if settings.EMBEDDED:
             self.stdout.write(f"  Outbox   {settings.MAILROOM_OUTBOX_DIR} (every message as .eml)")
