@@ -18,7 +18,7 @@ DOMAIN_PARAMETER = OpenApiParameter(
     description="The domain name (Unicode or xn-- form) or its id (dom_...).")
 
 
-class DnsRecordOutput(serializers.Serializer):
+class DomainDnsRecordOutput(serializers.Serializer):
     type = serializers.ChoiceField(choices=["TXT", "CNAME"])
     name = serializers.CharField()
     value = serializers.CharField(help_text="The record's data, as one string.")
@@ -34,7 +34,7 @@ class DnsRecordOutput(serializers.Serializer):
     checked_at = serializers.DateTimeField(allow_null=True)
 
 
-class DomainOutput(serializers.Serializer):
+class SendingDomainOutput(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     domain = serializers.CharField(source="name")
     unicode_domain = serializers.SerializerMethodField()
@@ -64,9 +64,9 @@ class DomainOutput(serializers.Serializer):
     def get_tracking_subdomain(self, domain) -> str | None:
         return domain.tracking_subdomain or None
 
-    @extend_schema_field(DnsRecordOutput(many=True))
+    @extend_schema_field(DomainDnsRecordOutput(many=True))
     def get_dns_records(self, domain):
-        return DnsRecordOutput(records.dns_records(domain), many=True).data
+        return DomainDnsRecordOutput(records.dns_records(domain), many=True).data
 
     def get_warnings(self, domain) -> list[str]:
         return records.warnings(domain)
@@ -90,22 +90,22 @@ class DomainListApi(APIView):
     @extend_schema(operation_id="domains_list", summary="List the sub-account's domains", tags=TAGS,
                    parameters=[*PAGINATION_PARAMETERS,
                                OpenApiParameter("status", str, enum=DomainStatus.values)],
-                   responses=list_of("domains", DomainOutput))
+                   responses=list_of("domains", SendingDomainOutput))
     def get(self, request):
         filters = self.Filters(data=request.query_params)
         if not filters.is_valid():
             raise ValidationError("Invalid filters.", details=filters.errors)
         domains = selectors.domain_list(subaccount=request.subaccount, **filters.validated_data)
-        return Response(paginate(request, domains, key="domains", serializer_class=DomainOutput))
+        return Response(paginate(request, domains, key="domains", serializer_class=SendingDomainOutput))
 
     @extend_schema(operation_id="domains_create", summary="Add a sending domain",
                    description="Makes an RSA-2048 DKIM key and returns the DNS records to publish.",
-                   tags=TAGS, request=Input, responses={201: DomainOutput})
+                   tags=TAGS, request=Input, responses={201: SendingDomainOutput})
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         domain = services.domain_add(subaccount=request.subaccount, **data.validated_data)
-        return Response(DomainOutput(domain).data, status=status.HTTP_201_CREATED)
+        return Response(SendingDomainOutput(domain).data, status=status.HTTP_201_CREATED)
 
 
 class DomainDetailApi(APIView):
@@ -119,19 +119,19 @@ class DomainDetailApi(APIView):
                                                    allow_null=True)
 
     @extend_schema(operation_id="domains_get", summary="Get a domain with its DNS records", tags=TAGS,
-                   parameters=[DOMAIN_PARAMETER], responses=DomainOutput)
+                   parameters=[DOMAIN_PARAMETER], responses=SendingDomainOutput)
     def get(self, request, domain: str):
         found = selectors.domain_get_for_subaccount(subaccount=request.subaccount, domain=domain)
-        return Response(DomainOutput(found).data)
+        return Response(SendingDomainOutput(found).data)
 
     @extend_schema(operation_id="domains_update", summary="Change a domain's tracking settings", tags=TAGS,
-                   parameters=[DOMAIN_PARAMETER], request=Input, responses=DomainOutput)
+                   parameters=[DOMAIN_PARAMETER], request=Input, responses=SendingDomainOutput)
     def patch(self, request, domain: str):
         found = selectors.domain_get_for_subaccount(subaccount=request.subaccount, domain=domain)
         data = self.Input(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         updated = services.domain_update(domain=found, **data.validated_data)
-        return Response(DomainOutput(updated).data)
+        return Response(SendingDomainOutput(updated).data)
 
     @extend_schema(operation_id="domains_delete", summary="Delete a domain and its DKIM keys", tags=TAGS,
                    parameters=[DOMAIN_PARAMETER], responses={204: None})
@@ -146,10 +146,10 @@ class DomainVerifyApi(APIView):
 
     @extend_schema(operation_id="domains_verify", summary="Check the domain's DNS records now",
                    description="Returns each record's state and what DNS returned for it.",
-                   tags=TAGS, parameters=[DOMAIN_PARAMETER], request=None, responses=DomainOutput)
+                   tags=TAGS, parameters=[DOMAIN_PARAMETER], request=None, responses=SendingDomainOutput)
     def post(self, request, domain: str):
         found = selectors.domain_get_for_subaccount(subaccount=request.subaccount, domain=domain)
-        return Response(DomainOutput(services.domain_verify(domain=found)).data)
+        return Response(SendingDomainOutput(services.domain_verify(domain=found)).data)
 
 
 class DomainRotateDkimApi(APIView):
@@ -158,7 +158,7 @@ class DomainRotateDkimApi(APIView):
     @extend_schema(operation_id="domains_rotate_dkim", summary="Start a DKIM key rotation",
                    description="Adds a new DKIM record to publish beside the current one. The current "
                                "key keeps signing until the new record verifies, then it is retired.",
-                   tags=TAGS, parameters=[DOMAIN_PARAMETER], request=None, responses=DomainOutput)
+                   tags=TAGS, parameters=[DOMAIN_PARAMETER], request=None, responses=SendingDomainOutput)
     def post(self, request, domain: str):
         found = selectors.domain_get_for_subaccount(subaccount=request.subaccount, domain=domain)
-        return Response(DomainOutput(services.domain_dkim_rotate(domain=found)).data)
+        return Response(SendingDomainOutput(services.domain_dkim_rotate(domain=found)).data)

@@ -277,3 +277,24 @@ def test_verifying_another_tenants_domain_is_not_found(add_domain, api, tenants,
     for other in (tenants.a2, tenants.b1):
         assert_error(api(other.live_key).post("/api/v1/domains/example.com/verify"), 404, "not_found")
     assert Domain.objects.get().last_checked_at is None
+
+
+def test_domain_events_reach_the_tenants_webhook_endpoints(add_domain, verify, tenants, dns_server, monkeypatch,
+                                                          django_capture_on_commit_callbacks):
+    import json
+
+    from tests.webhooks.helpers import make_endpoint
+    from webhooks.models import WebhookEvent
+
+    monkeypatch.undo()  # the real webhooks.services.webhook_events_publish
+    make_endpoint(tenants.a1.subaccount, "https://hooks.example.org/in", events=["domain.verified", "domain.failed"])
+    make_endpoint(tenants.b1.subaccount, "https://hooks.example.org/other")
+    data = add_domain(tenants.a1, "example.com")
+    dns_server.publish(data["dns_records"])
+    with django_capture_on_commit_callbacks():
+        verify(tenants.a1, "example.com")
+    [event] = WebhookEvent.objects.all()
+    body = json.loads(event.body)
+    assert (event.event_type, body["type"], body["data"]["domain"], body["data"]["status"]) == (
+        "domain.verified", "domain.verified", "example.com", "verified")
+    assert event.endpoint.subaccount == tenants.a1.subaccount
