@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MAILROOM_VAR_DIR", str(BASE_DIR / "var")))
@@ -204,7 +204,7 @@ MAILROOM_REQUIRE_VERIFIED_DOMAIN = env_bool("MAILROOM_REQUIRE_VERIFIED_DOMAIN", 
 MAILROOM_WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("MAILROOM_WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 SMTP_RELAY_ALLOW_PLAINTEXT_AUTH = env_bool("SMTP_RELAY_ALLOW_PLAINTEXT_AUTH", False)
 DNS_NAMESERVERS = env_list("DNS_NAMESERVERS", [])
-DNS_TIMEOUT_SECONDS = float(env_str("DNS_TIMEOUT_SECONDS", "3"))
+DNS_TIMEOUT_SECONDS = env_float("DNS_TIMEOUT_SECONDS", 3.0)
 # The platform's own DNS names that tenants' records point at.
 MAILROOM_SPF_INCLUDE = env_str("MAILROOM_SPF_INCLUDE", "spf.mailroom.local")
 MAILROOM_RETURN_PATH_HOST = env_str("MAILROOM_RETURN_PATH_HOST", "bounces.mailroom.local")
