@@ -78,3 +78,21 @@ class DomainAdmin(admin.ModelAdmin):
             services.domain_dkim_rotate(domain=domain)
         self.message_user(request, f"Started a DKIM rotation for {queryset.count()} domain(s); the current key "
                                    "signs until the new record verifies.", messages.SUCCESS)
+
+
+@admin.register(DkimKey)
+class DkimKeyAdmin(admin.ModelAdmin):
+    """Read-only: keys are made and rotated through the domain (API or the actions above)."""
+
+    list_display = ["selector", "domain", "status", "key_bits", "created_at", "activated_at", "retired_at"]
+    list_filter = ["status", "created_at"]
+    list_select_related = ["domain"]
+    search_fields = ["selector", "domain__name", "domain__public_id"]
+    fields = ["domain", "selector", "status", "key_bits", "public_key", "created_at", "activated_at", "retired_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -49,3 +49,12 @@ def test_the_rotate_action_starts_a_rotation(admin_client, add_domain, tenants):
     domain = Domain.objects.get()
     admin_client.post("/admin/domains/domain/", {"action": "rotate_dkim", "_selected_action": [domain.pk]})
     assert sorted(DkimKey.objects.values_list("status", flat=True)) == ["active", "pending"]
+
+
+def test_keys_have_a_read_only_admin_without_the_private_half(admin_client, add_domain, tenants):
+    add_domain(tenants.a1, "example.com")
+    key = DkimKey.objects.get()
+    assert key.selector in admin_client.get("/admin/domains/dkimkey/").content.decode()
+    page = admin_client.get(f"/admin/domains/dkimkey/{key.pk}/change/").content.decode()
+    assert key.public_key in page
+    assert key.private_key_encrypted not in page and "PRIVATE KEY" not in page
