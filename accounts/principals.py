@@ -7,7 +7,7 @@ process that made them; other processes see it when the entry expires
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import timezone
@@ -28,7 +28,6 @@ class Principal:
     account: Account
     subaccount: SubAccount | None
     digest: str
-    last_used_written: float = field(default=0.0)
 
     is_authenticated = True
     is_anonymous = False
@@ -60,6 +59,9 @@ class Principal:
 
 
 _cache: dict[str, tuple[float, Principal]] = {}
+# When this process last wrote each key's last_used_at (by key pk). Kept apart from the cached
+# Principal so that reloading an expired entry does not cause an extra write.
+_last_used_written: dict[int, float] = {}
 _lock = threading.Lock()
 
 
@@ -98,9 +100,11 @@ def _load(digest: str) -> Principal | None:
 
 def _touch(principal: Principal, now: float) -> None:
     """Record ``last_used_at`` at most once a minute per key and process, not on every request."""
-    if now - principal.last_used_written < LAST_USED_WRITE_INTERVAL:
-        return
-    principal.last_used_written = now
+    with _lock:
+        last = _last_used_written.get(principal.key_pk)
+        if last is not None and now - last < LAST_USED_WRITE_INTERVAL:
+            return
+        _last_used_written[principal.key_pk] = now
     ApiKey.objects.filter(pk=principal.key_pk).update(last_used_at=timezone.now())
 
 
@@ -118,3 +122,4 @@ def forget_account(account_id: int) -> None:
 def forget_all() -> None:
     with _lock:
         _cache.clear()
+        _last_used_written.clear()

@@ -339,3 +339,13 @@ def test_keys_are_looked_up_by_digest_only(tenants):
     assert principals.principal_for_key(tenants.a1.live_key).key_id == key.public_id
     # Same prefix, different secret: no match, even though the display prefix is equal.
     assert principals.principal_for_key(tenants.a1.live_key[:12] + "z" * 40) is None
+
+
+def test_with_the_cache_off_a_key_costs_one_query_and_last_used_at_is_still_not_rewritten(
+        api, tenants, settings, django_assert_num_queries):
+    settings.MAILROOM_KEY_CACHE_SECONDS = 0
+    client = api(tenants.a1.account_key)
+    assert_ok(client.get("/api/v1/account/"))
+    for _ in range(2):
+        with django_assert_num_queries(1):  # the key lookup; no second UPDATE of last_used_at
+            assert_ok(client.get("/api/v1/account/"))
