@@ -18,10 +18,12 @@ from emails.models import (
     Environment,
     EventType,
     RecipientKind,
+    TrackedLink,
 )
 from emails.services.events import NewEvent, email_events_record
-from emails.services.quota import quota_reserve
+from emails.services.quota import quota_consume, quota_remaining
 from emails.services.suppressions import suppressed_addresses
+from emails.tracking.bodies import TrackingOptions, tracked_html, tracking_options
 from emails.validation import Address, SendRequest, send_request_parse
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class PreparedEmail:
     recipients: list[EmailRecipient]
     attachments: list[EmailAttachment]
     suppressed: list[str] = field(default_factory=list)
+    tracked_links: list[str] = field(default_factory=list)  # original URLs by link index
 
 
 class _SendContext:
@@ -43,6 +46,15 @@ class _SendContext:
         self.environment = environment
         self.checked_domains: dict[str, ApplicationError | None] = {}
         self.suppressed: set[str] = set()
+        self.tracking: dict[tuple, TrackingOptions] = {}
+
+    def tracking_options(self, request: SendRequest) -> TrackingOptions:
+        key = (request.sender.domain, request.track_opens, request.track_clicks)
+        if key not in self.tracking:
+            self.tracking[key] = tracking_options(subaccount=self.subaccount, from_domain=request.sender.domain,
+                                                  track_opens=request.track_opens,
+                                                  track_clicks=request.track_clicks)
+        return self.tracking[key]
 
     def check_domain(self, domain: str) -> None:
         if domain not in self.checked_domains:
@@ -106,31 +118,35 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
     subaccount = context.subaccount
     public_id = new_public_id("msg")
     scheduled = request.scheduled_at is not None
+    tracking = context.tracking_options(request)
+    tracked = tracked_html(html=request.html, email_public_id=public_id, options=tracking)
     email = Email(
         public_id=public_id, account_id=subaccount.account_id, subaccount=subaccount,
         environment=context.environment, status=EmailStatus.SCHEDULED if scheduled else EmailStatus.QUEUED,
         from_header=request.sender.header, from_address=request.sender.address,
         from_domain=request.sender.domain, to=_headers(request.to), cc=_headers(request.cc),
         bcc=_headers(request.bcc), reply_to=_headers(request.reply_to), subject=request.subject or "",
-        html=request.html, text=request.text, headers=request.headers, tags=request.tags,
+        html=tracked.html if tracked else request.html, source_html=request.html if tracked else None,
+        text=request.text, headers=request.headers, tags=request.tags,
         tags_index="," + ",".join(request.tags) + "," if request.tags else "", metadata=request.metadata,
         template_id=template_id, template_version=template_version,
-        track_opens=subaccount.track_opens if request.track_opens is None else request.track_opens,
-        track_clicks=subaccount.track_clicks if request.track_clicks is None else request.track_clicks,
+        track_opens=tracking.track_opens, track_clicks=tracking.track_clicks,
         unsubscribe=request.unsubscribe, message_id=f"<{public_id}@{request.sender.domain}>",
         scheduled_at=request.scheduled_at, next_attempt_at=request.scheduled_at or now,
         enqueued_at=None if scheduled else now,
     )
     attachments = [EmailAttachment(filename=a.filename, content_type=a.content_type, size=len(a.content),
                                    content=a.content) for a in request.attachments]
-    return PreparedEmail(email=email, recipients=recipients, attachments=attachments, suppressed=suppressed)
+    return PreparedEmail(email=email, recipients=recipients, attachments=attachments, suppressed=suppressed,
+                         tracked_links=tracked.links if tracked else [])
 
 
 def _store(prepared: list[PreparedEmail], now: datetime) -> None:
     """Insert emails, recipients, attachments and first events with bulk statements."""
     emails = Email.objects.bulk_create([p.email for p in prepared])
-    recipients, attachments, events = [], [], []
+    recipients, attachments, events, links = [], [], [], []
     for item, email in zip(prepared, emails, strict=True):
+        links.extend(TrackedLink(email=email, index=index, url=url) for index, url in enumerate(item.tracked_links))
         for row in item.recipients:
             row.email = email
             recipients.append(row)
@@ -145,6 +161,8 @@ def _store(prepared: list[PreparedEmail], now: datetime) -> None:
     EmailRecipient.objects.bulk_create(recipients)
     if attachments:
         EmailAttachment.objects.bulk_create(attachments)
+    if links:
+        TrackedLink.objects.bulk_create(links, batch_size=2000)
     email_events_record(events)
     queued = [e.pk for e in emails if e.status == EmailStatus.QUEUED]
     if queued:
@@ -175,15 +193,37 @@ def email_send(*, subaccount: SubAccount, environment: str, data) -> Email:
     context.load_suppressions([request])
     prepared = _prepare(context, request, now)
     with transaction.atomic():
-        if environment == Environment.LIVE and quota_reserve(account=subaccount.account, count=1) < 1:
-            raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
         _store([prepared], now)
+        if environment == Environment.LIVE and not quota_consume(account=subaccount.account, count=1):
+            raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
     return prepared.email
 
 
 def _quota_message(subaccount: SubAccount) -> str:
     plan = subaccount.account.plan
     return f"The {plan.name} plan's {plan.monthly_email_quota} emails for this month are used up."
+
+
+def _store_within_quota(subaccount: SubAccount, environment: str, prepared: list, now: datetime) -> list:
+    """Store as many items as the quota allows, in order; returns the stored ones."""
+    account = subaccount.account
+    for _ in range(5):  # the remaining quota is read without a lock: retry if a race took it
+        granted = len(prepared)
+        if environment == Environment.LIVE:
+            remaining = quota_remaining(account=account)
+            granted = granted if remaining is None else min(granted, remaining)
+        accepted = prepared[:granted]
+        if not accepted:
+            return []
+        try:
+            with transaction.atomic():
+                _store([p for _, p in accepted], now)
+                if environment == Environment.LIVE and not quota_consume(account=account, count=granted):
+                    raise QuotaExceeded()
+            return accepted
+        except QuotaExceeded:
+            continue
+    return []
 
 
 def _error_item(index: int, error: ApplicationError) -> dict:
@@ -208,15 +248,9 @@ def email_send_batch(*, subaccount: SubAccount, environment: str, items: list) -
             prepared.append((index, _prepare(context, request, now)))
         except ApplicationError as exc:
             results[index] = _error_item(index, exc)
-    with transaction.atomic():
-        granted = len(prepared)
-        if environment == Environment.LIVE:
-            granted = quota_reserve(account=subaccount.account, count=len(prepared))
-        for index, _ in prepared[granted:]:
-            results[index] = _error_item(index, QuotaExceeded(details={"quota": [_quota_message(subaccount)]}))
-        accepted = prepared[:granted]
-        if accepted:
-            _store([p for _, p in accepted], now)
+    accepted = _store_within_quota(subaccount, environment, prepared, now)
+    for index, _ in prepared[len(accepted):]:
+        results[index] = _error_item(index, QuotaExceeded(details={"quota": [_quota_message(subaccount)]}))
     for index, item in accepted:
         results[index] = {"index": index, "id": item.email.public_id, "status": item.email.status}
     return results

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -26,11 +27,20 @@ from emails.simulator import simulated_events
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
-LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 # Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 2 h, with jitter.
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 2 * 3600
+
+
+def lease() -> timedelta:
+    """How long a claim is exclusive (``MAILROOM_SEND_LEASE_SECONDS``, default 5 min).
+
+    It must outlast the slowest batch (50 messages over one connection): a lease that expires
+    while its worker is still sending lets the sweeper hand the rows to another worker, which
+    sends them again. A shorter lease recovers a dead worker's rows sooner.
+    """
+    return timedelta(seconds=settings.MAILROOM_SEND_LEASE_SECONDS)
 
 
 def backoff(attempt: int) -> timedelta:
@@ -58,7 +68,7 @@ def email_claim(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> lis
                             .values_list("pk", flat=True)[:limit - len(claimed)])
         if claimed:
             Email.objects.filter(pk__in=claimed, status=EmailStatus.QUEUED).update(
-                status=EmailStatus.SENDING, locked_until=now + LEASE, attempts=F("attempts") + 1, updated_at=now)
+                status=EmailStatus.SENDING, locked_until=now + lease(), attempts=F("attempts") + 1, updated_at=now)
     return claimed
 
 

@@ -61,7 +61,7 @@ def email_event_record(*, email: Email, type: str, recipient: str = "", data: di
     return email_events_record([event])[0]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def email_events_record(events: list[NewEvent]) -> list[EmailEvent]:
     """Record many events with a handful of queries (accept and dispatch work in batches)."""
     if not events:

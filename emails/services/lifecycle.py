@@ -59,9 +59,12 @@ def email_resend(*, email: Email, environment: str) -> Email:
     for name in ("cc", "bcc", "reply_to"):
         if getattr(email, name):
             data[name] = getattr(email, name)
-    for name in ("html", "text"):
-        if getattr(email, name) is not None:
-            data[name] = getattr(email, name)
+    # The sender's HTML, not the tracked copy: the new email gets its own links and pixel.
+    html = email.source_html if email.source_html is not None else email.html
+    if html is not None:
+        data["html"] = html
+    if email.text is not None:
+        data["text"] = email.text
     attachments = [{"filename": a.filename, "content_type": a.content_type,
                     "content": base64.b64encode(bytes(a.content)).decode()} for a in email.attachments.all()]
     if attachments:

@@ -1,4 +1,9 @@
-"""The monthly quota: live emails per account and calendar month (UTC), reserved atomically."""
+"""The monthly quota: live emails per account and calendar month (UTC).
+
+The counter row is updated by one conditional UPDATE issued as the last statement of the send
+transaction, so the row lock is held only between that UPDATE and COMMIT: concurrent sends of
+one account do not queue behind each other's inserts, and never overshoot the plan.
+"""
 
 from datetime import date
 
@@ -9,34 +14,47 @@ from django.utils import timezone
 from accounts.models import Account
 from emails.models import MonthlyUsage
 
+_known_rows: set[tuple[int, date]] = set()
+
 
 def month_start(today: date | None = None) -> date:
     today = today or timezone.now().date()
     return today.replace(day=1)
 
 
-def quota_reserve(*, account: Account, count: int) -> int:
-    """Reserve up to ``count`` emails of this month's quota; returns how many were granted.
+def _ensure_row(account: Account, month: date) -> None:
+    if (account.pk, month) in _known_rows:
+        return
+    try:
+        with transaction.atomic():
+            MonthlyUsage.objects.get_or_create(account=account, month=month)
+    except IntegrityError:  # created concurrently
+        pass
+    _known_rows.add((account.pk, month))
 
-    Runs inside the caller's transaction, so a rolled-back send releases its reservation. The
-    usage row is locked for the update, so concurrent sends never overshoot the plan.
+
+def quota_remaining(*, account: Account) -> int | None:
+    """Emails left this month (None = unlimited); a hint, read without a lock."""
+    quota = account.plan.monthly_email_quota
+    if quota is None:
+        return None
+    return max(0, quota - quota_used(account=account))
+
+
+def quota_consume(*, account: Account, count: int) -> bool:
+    """Add ``count`` to this month's usage if it stays within the plan; False when it would not.
+
+    Call it last inside the send's transaction: a rollback gives the emails back.
     """
     if count <= 0:
-        return 0
+        return True
     month = month_start()
-    usage = MonthlyUsage.objects.select_for_update().filter(account=account, month=month).first()
-    if usage is None:
-        try:
-            with transaction.atomic():
-                usage = MonthlyUsage.objects.create(account=account, month=month)
-        except IntegrityError:
-            pass
-        usage = MonthlyUsage.objects.select_for_update().get(account=account, month=month)
+    _ensure_row(account, month)
+    rows = MonthlyUsage.objects.filter(account=account, month=month)
     quota = account.plan.monthly_email_quota
-    granted = count if quota is None else max(0, min(count, quota - usage.emails))
-    if granted:
-        MonthlyUsage.objects.filter(pk=usage.pk).update(emails=F("emails") + granted)
-    return granted
+    if quota is not None:
+        rows = rows.filter(emails__lte=quota - count)
+    return rows.update(emails=F("emails") + count) == 1
 
 
 def quota_used(*, account: Account) -> int:
