@@ -124,7 +124,7 @@ def test_an_existing_spf_record_is_merged_rather_than_doubled(add_domain, tenant
         "include:spf.mailroom.local added) rather than publishing a second one; a domain may have only one.")
 
 
-def test_adding_works_when_dns_does_not_answer(add_domain, tenants, dns_server):
+def test_adding_works_when_dns_does_not_answer(short_dns_timeout, add_domain, tenants, dns_server):
     dns_server.hang()
     spf = records_by_purpose(add_domain(tenants.a1, "example.com"))["spf"]
     assert spf["value"] == "v=spf1 include:spf.mailroom.local ~all"

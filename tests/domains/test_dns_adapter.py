@@ -66,7 +66,7 @@ def test_it_follows_cnames_for_txt_and_reads_cnames_themselves(dns_server):
     assert mdns.cname("sel._domainkey.example.com").values == ("sel.keys.provider.example",)
 
 
-def test_a_timeout_is_a_temporary_error(dns_server):
+def test_a_timeout_is_a_temporary_error(short_dns_timeout, dns_server):
     dns_server.hang("example.com")
     with pytest.raises(mdns.DnsTemporaryError, match="Timed out"):
         mdns.txt("example.com")

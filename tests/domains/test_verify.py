@@ -113,7 +113,8 @@ def test_a_subdomain_inherits_the_dmarc_policy_of_its_organizational_domain(add_
     assert dmarc["note"] == "No DMARC record of its own; the policy of example.co.uk applies."
 
 
-def test_a_timeout_gives_temporary_failure(add_domain, verify, tenants, dns_server, published_events):
+def test_a_timeout_gives_temporary_failure(short_dns_timeout, add_domain, verify, tenants, dns_server,
+                                           published_events):
     data = add_domain(tenants.a1, "example.com")
     dns_server.publish(data["dns_records"])
     dns_server.hang()
@@ -124,7 +125,8 @@ def test_a_timeout_gives_temporary_failure(add_domain, verify, tenants, dns_serv
     assert published_events == []
 
 
-def test_one_record_timing_out_is_temporary_while_the_rest_verify(add_domain, verify, tenants, dns_server):
+def test_one_record_timing_out_is_temporary_while_the_rest_verify(short_dns_timeout, add_domain, verify,
+                                                                  tenants, dns_server):
     data = add_domain(tenants.a1, "example.com")
     dns_server.publish(data["dns_records"])
     dns_server.hang(records_by_purpose(data)["dkim"]["name"])
@@ -143,7 +145,8 @@ def test_servfail_gives_temporary_failure(add_domain, verify, tenants, dns_serve
     assert records_by_purpose(checked)["spf"]["status"] == "temporary_failure"
 
 
-def test_a_definite_failure_wins_over_a_temporary_one(add_domain, verify, tenants, dns_server):
+def test_a_definite_failure_wins_over_a_temporary_one(short_dns_timeout, add_domain, verify, tenants,
+                                                      dns_server):
     data = add_domain(tenants.a1, "example.com")
     dns_server.publish(data["dns_records"], skip=["verification"])
     dns_server.hang("example.com")
@@ -218,8 +221,8 @@ def test_a_verified_domain_that_loses_its_records_fails_and_stops_live_sending(
     assert [e["event_type"] for e in published_events][-1] == "domain.verified"
 
 
-def test_a_verified_domain_keeps_sending_through_a_dns_outage(add_domain, verify, tenants, dns_server,
-                                                            published_events):
+def test_a_verified_domain_keeps_sending_through_a_dns_outage(short_dns_timeout, add_domain, verify,
+                                                            tenants, dns_server, published_events):
     data = add_domain(tenants.a1, "example.com")
     dns_server.publish(data["dns_records"])
     verify(tenants.a1, "example.com")
