@@ -3,10 +3,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.urls import account_urlpatterns
+from analytics.urls import account_urlpatterns as analytics_account_urlpatterns
 from config import views
 
 api_v1 = [
     path("account/", include(account_urlpatterns)),
+    path("account/", include(analytics_account_urlpatterns)),
     path("", include("accounts.urls")),
     path("", include("emails.urls")),
     path("", include("templates_app.urls")),
