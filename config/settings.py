@@ -4,6 +4,7 @@ With no DATABASE_URL / REDIS_URL the platform runs on an embedded default that n
 server: SQLite, kombu's filesystem transport and a file cache, all under ``var/``.
 """
 
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -194,7 +195,17 @@ elif env_str("EMAIL_HOST"):
 else:
     EMAIL_BACKEND = "emails.providers.outbox.OutboxEmailBackend"
 MAILROOM_OUTBOX_DIR = Path(env_str("MAILROOM_OUTBOX_DIR", str(VAR_DIR / "outbox")))
-ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")}
+# How long a worker's claim on a batch of emails lasts; the sweeper requeues rows whose
+# worker died once it expires (docs/delivery.md). Must outlast the slowest batch.
+MAILROOM_SEND_LEASE_SECONDS = env_int("MAILROOM_SEND_LEASE_SECONDS", 300)
+# A queued email whose task was published this long ago and is still unclaimed is published
+# again by the sweeper (its task was lost with the broker's data or a dead worker).
+MAILROOM_SEND_REPUBLISH_AFTER_SECONDS = env_int("MAILROOM_SEND_REPUBLISH_AFTER_SECONDS", 30)
+# Every ANYMAIL_<NAME> variable becomes anymail's <NAME> setting: WEBHOOK_SECRET ("user:password"
+# basic auth of /hooks/) and per-ESP keys, e.g. ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY (docs/tracking.md).
+ANYMAIL = {name[len("ANYMAIL_"):]: value for name, value in os.environ.items()
+           if name.startswith("ANYMAIL_") and value}
+ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Mailroom <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -220,6 +231,19 @@ MAILROOM_AUTH_FAILURES_PER_MINUTE = env_int("MAILROOM_AUTH_FAILURES_PER_MINUTE",
 # Request body limit for ordinary endpoints; sending endpoints declare their own.
 MAILROOM_MAX_BODY_BYTES = env_int("MAILROOM_MAX_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
+
+# --- SMTP relay (manage.py smtp_relay; docs/smtp-relay.md) ------------------------------------
+# SMTP_RELAY_ALLOW_PLAINTEXT_AUTH is above, with the other Mailroom switches.
+SMTP_RELAY_HOST = env_str("SMTP_RELAY_HOST", "127.0.0.1")
+SMTP_RELAY_PORT = env_int("SMTP_RELAY_PORT", 2525)
+# The name in the greeting and EHLO reply, and in the self-signed certificate's names.
+SMTP_RELAY_HOSTNAME = env_str("SMTP_RELAY_HOSTNAME", "localhost")
+# PEM files; both or neither (neither: a self-signed pair is generated into var/smtp-relay/).
+SMTP_RELAY_TLS_CERT = env_str("SMTP_RELAY_TLS_CERT")
+SMTP_RELAY_TLS_KEY = env_str("SMTP_RELAY_TLS_KEY")
+SMTP_RELAY_IMPLICIT_TLS = env_bool("SMTP_RELAY_IMPLICIT_TLS", False)
+SMTP_RELAY_MAX_MESSAGE_BYTES = env_int("SMTP_RELAY_MAX_MESSAGE_BYTES", 10 * 1024 * 1024)
+SMTP_RELAY_TIMEOUT_SECONDS = env_int("SMTP_RELAY_TIMEOUT_SECONDS", 300)
 
 # --- Django REST framework / OpenAPI --------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,151 @@
+"""The relay server: aiosmtpd's SMTP protocol and threaded Controller, configured for Mailroom.
+
+Two modes, one listener each:
+- STARTTLS (ports 25, 587, 2525): plaintext greeting, ``STARTTLS`` required before anything
+  but EHLO/HELO/NOOP/QUIT, AUTH only after it;
+- implicit TLS (port 465, ``implicit_tls=True``): TLS from the first byte, no STARTTLS offered.
+AUTH is required before MAIL in both. ``allow_plaintext_auth`` (development only) lets a
+client on a loopback address AUTH without STARTTLS; anyone else still needs TLS.
+"""
+
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from django.conf import settings
+
+from emails.relay.handler import RelayHandler
+from emails.relay.tls import self_signed_certificate, server_ssl_context
+
+logger = logging.getLogger("mailroom.smtp_relay")
+
+IDENT = "Mailroom ESMTP relay"
+# A client guessing passwords on one connection is cut off after this many AUTH commands.
+AUTH_COMMANDS_PER_CONNECTION = 5
+
+
+class _QuietDeprecation(logging.Filter):
+    # aiosmtpd 1.4 sets its deprecated ``Session.login_data`` itself on every successful AUTH
+    # and logs a warning for it; that is not ours to fix and would flood the log.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_QuietDeprecation())
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    host: str
+    port: int
+    tls_cert: Path
+    tls_key: Path
+    hostname: str
+    implicit_tls: bool = False
+    allow_plaintext_auth: bool = False
+    max_message_bytes: int = 10 * 1024 * 1024
+    timeout_seconds: float = 300.0
+
+
+def config_from_settings(*, host: str | None = None, port: int | None = None, tls_cert: str | None = None,
+                         tls_key: str | None = None, implicit_tls: bool | None = None) -> RelayConfig:
+    """Settings, overridden by the command's options; no certificate given means self-signed."""
+    cert = tls_cert or settings.SMTP_RELAY_TLS_CERT
+    key = tls_key or settings.SMTP_RELAY_TLS_KEY
+    if bool(cert) != bool(key):
+        raise ValueError("Give both a TLS certificate and its key (SMTP_RELAY_TLS_CERT and SMTP_RELAY_TLS_KEY), "
+                         "or neither for a self-signed development certificate.")
+    hostname = settings.SMTP_RELAY_HOSTNAME
+    if not cert:
+        cert, key = self_signed_certificate(Path(settings.VAR_DIR) / "smtp-relay", hostname=hostname)
+    return RelayConfig(
+        host=host or settings.SMTP_RELAY_HOST, port=port or settings.SMTP_RELAY_PORT,
+        tls_cert=Path(cert), tls_key=Path(key), hostname=hostname,
+        implicit_tls=settings.SMTP_RELAY_IMPLICIT_TLS if implicit_tls is None else implicit_tls,
+        allow_plaintext_auth=settings.SMTP_RELAY_ALLOW_PLAINTEXT_AUTH,
+        max_message_bytes=settings.SMTP_RELAY_MAX_MESSAGE_BYTES,
+        timeout_seconds=settings.SMTP_RELAY_TIMEOUT_SECONDS,
+    )
+
+
+def _is_loopback(peer) -> bool:
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except (TypeError, ValueError, IndexError):
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's protocol with two per-connection decisions it can only make once the peer
+    and the transport are known: implicit TLS counts as TLS for AUTH, and the development
+    switch for plaintext AUTH from loopback clients."""
+
+    def __init__(self, handler, *, allow_plaintext_auth: bool = False, **kwargs):
+        super().__init__(handler, **kwargs)
+        self._allow_plaintext_auth = allow_plaintext_auth
+
+    def connection_made(self, transport) -> None:
+        after_starttls = self._original_transport is not None
+        super().connection_made(transport)
+        if after_starttls:
+            return
+        if transport.get_extra_info("ssl_object") is not None:
+            # Implicit TLS (port 465): aiosmtpd only knows TLS it negotiated itself (STARTTLS).
+            self._auth_require_tls = False
+        elif self._allow_plaintext_auth and _is_loopback(self.session.peer):
+            self.require_starttls = False
+            self._auth_require_tls = False
+
+
+class RelayController(Controller):
+    def factory(self):
+        return RelaySMTP(self.handler, **self.SMTP_kwargs)
+
+
+def relay_controller(config: RelayConfig, handler: RelayHandler | None = None) -> RelayController:
+    context = server_ssl_context(config.tls_cert, config.tls_key)
+    return RelayController(
+        handler or RelayHandler(),
+        hostname=config.host,
+        port=config.port,
+        ssl_context=context if config.implicit_tls else None,
+        server_hostname=config.hostname,
+        ident=IDENT,
+        tls_context=None if config.implicit_tls else context,
+        require_starttls=not config.implicit_tls,
+        auth_required=True,
+        auth_require_tls=True,
+        allow_plaintext_auth=config.allow_plaintext_auth,
+        data_size_limit=config.max_message_bytes,
+        enable_SMTPUTF8=True,
+        timeout=config.timeout_seconds,
+        command_call_limit={"AUTH": AUTH_COMMANDS_PER_CONNECTION, "*": 10**9},
+    )
+
+
+def stop_gracefully(controller: RelayController, handler: RelayHandler, *, drain_seconds: float = 30.0) -> None:
+    """Stop accepting connections, let messages being accepted finish, then stop.
+
+    A message cut off mid-acceptance could be stored while its client sees a dropped
+    connection and sends it again; waiting for ``in_flight`` avoids that duplicate.
+    """
+    done = threading.Event()
+
+    def close_listener():
+        if controller.server is not None:
+            controller.server.close()
+        done.set()
+
+    controller.loop.call_soon_threadsafe(close_listener)
+    done.wait(5)
+    deadline = time.monotonic() + drain_seconds
+    while handler.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    controller.stop()
