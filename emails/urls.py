@@ -1,6 +1,7 @@
 from django.urls import path
 
 from emails import apis
+from emails.relay import apis as relay_apis
 
 urlpatterns = [
     path("emails", apis.EmailListApi.as_view()),
@@ -12,3 +13,10 @@ urlpatterns = [
     path("suppressions", apis.SuppressionListApi.as_view()),
     path("suppressions/<str:ref>", apis.SuppressionDetailApi.as_view()),
 ]
+
+# SMTP relay logins (emails/relay).
+smtp_credential_urlpatterns = [
+    path("smtp-credentials", relay_apis.SmtpCredentialListApi.as_view()),
+    path("smtp-credentials/<str:credential_id>", relay_apis.SmtpCredentialDetailApi.as_view()),
+]
+urlpatterns += smtp_credential_urlpatterns
