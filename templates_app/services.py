@@ -1,6 +1,8 @@
 """Writes of templates (every content change is a new immutable version) and rendering for sends."""
 
 import re
+import threading
+import time
 from collections.abc import Mapping
 
 from django.db import IntegrityError, transaction
@@ -17,6 +19,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _RESERVED_NAMES = {"validate"}
 _CONTENT_FIELDS = ("subject", "html", "text")
 _UPDATE_ATTEMPTS = 3
+# How long a process reuses a resolved (sub-account, template ref) -> current version: a batch of
+# 500 sends with one template then costs one lookup, not 500. Writes through this module forget
+# the process's entries at once; other processes see a change within this many seconds.
+SEND_LOOKUP_TTL_SECONDS = 1.0
+_SEND_LOOKUP_MAX_ENTRIES = 4096
+_send_lookups: dict[tuple[str, str], tuple[float, tuple[str, int, int]]] = {}
+_send_lookups_lock = threading.Lock()
 
 
 def template_name_problem(name) -> str | None:
@@ -126,6 +135,7 @@ def template_update(*, template: Template, **changes) -> Template:
                         template=locked, number=current.number + 1, variables=variables, **merged)
                     fields.append("current_version")
                 locked.save(update_fields=fields)
+                _forget_after_write()
         except IntegrityError as exc:
             raise _duplicate(changes.get("name", template.name)) from exc
         return locked
@@ -136,6 +146,7 @@ def template_delete(*, template: Template) -> None:
     """Soft delete: gone for the API (404, name reusable), versions kept for email history."""
     now = timezone.now()
     Template.objects.filter(pk=template.pk, deleted_at__isnull=True).update(deleted_at=now, updated_at=now)
+    _forget_after_write()
 
 
 def template_render(*, template: Template, variables: Mapping, version: int | None = None) -> RenderedTemplate:
@@ -147,12 +158,40 @@ def template_render(*, template: Template, variables: Mapping, version: int | No
     return PreparedTemplate(template.public_id, chosen.number, compiled).render(variables)
 
 
-def template_prepare_for_send(*, subaccount: SubAccount, template_ref: str) -> PreparedTemplate:
-    """Resolve a template id or name to its current compiled version: one small query, then the cache.
+def forget_send_lookups() -> None:
+    with _send_lookups_lock:
+        _send_lookups.clear()
 
-    A batch with one template can prepare once and call ``.render(variables)`` per item.
-    """
+
+def _forget_after_write() -> None:
+    # Now, and again after commit: a concurrent send could re-read the old row before it.
+    forget_send_lookups()
+    transaction.on_commit(forget_send_lookups)
+
+
+def _send_lookup(subaccount: SubAccount, template_ref: str) -> tuple[str, int, int] | None:
+    # Keyed by public ids, which are never reused (primary keys can be, after a rollback).
+    key = (subaccount.public_id, template_ref)
+    now = time.monotonic()
+    hit = _send_lookups.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     found = selectors.template_send_lookup(subaccount=subaccount, template_ref=template_ref)
+    if found is not None:  # misses are not kept: a template created a moment later must work
+        with _send_lookups_lock:
+            if len(_send_lookups) >= _SEND_LOOKUP_MAX_ENTRIES:
+                _send_lookups.clear()
+            _send_lookups[key] = (now + SEND_LOOKUP_TTL_SECONDS, found)
+    return found
+
+
+def template_prepare_for_send(*, subaccount: SubAccount, template_ref: str) -> PreparedTemplate:
+    """Resolve a template id or name to its current compiled version.
+
+    One small query (reused for ``SEND_LOOKUP_TTL_SECONDS`` in this process), then the
+    compiled-template cache. A batch may also prepare once and call ``.render(variables)``.
+    """
+    found = _send_lookup(subaccount, template_ref)
     if found is None:
         raise TemplateNotFound(f"Template {template_ref!r} not found.",
                                details={"template_id": [f"No template with id or name {template_ref!r}."]})

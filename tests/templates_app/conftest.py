@@ -1,6 +1,7 @@
 import pytest
 
 from templates_app.rendering import COMPILED_CACHE
+from templates_app.services import forget_send_lookups
 from tests.conftest import assert_ok
 
 WELCOME = {
@@ -12,10 +13,12 @@ WELCOME = {
 
 
 @pytest.fixture(autouse=True)
-def _empty_compiled_cache():
+def _empty_process_caches():
     COMPILED_CACHE.clear()
+    forget_send_lookups()
     yield
     COMPILED_CACHE.clear()
+    forget_send_lookups()
 
 
 @pytest.fixture
