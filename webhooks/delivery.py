@@ -16,11 +16,13 @@ import os
 import random
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
@@ -52,8 +54,10 @@ DISABLE_AFTER_FAILING_FOR = timedelta(days=5)
 CLAIM_LEASE = timedelta(minutes=5)
 ENDPOINT_LEASE = timedelta(minutes=2)
 TASK_BUDGET_SECONDS = 20.0
-BATCH_PER_THREAD = 5
+MAX_BATCH = 200
+FAST_BATCH_SECONDS = 1.0
 SWEEP_LIMIT = 1000
+QUEUED_MARKER_SECONDS = 60
 
 
 def endpoint_concurrency() -> int:
@@ -88,8 +92,17 @@ class Claimed:
 _CLAIM_FIELDS = ("id", "public_id", "event_type", "body", "attempt_count", "schedule_step")
 
 
-def _claim(endpoint_id: int, limit: int) -> list[Claimed]:
+@dataclass
+class Batch:
+    # The rows' next_attempt_at while claimed: the claim's token. A row whose claim expired and
+    # was taken again has another value, and this batch's result for it is dropped.
+    claimed_until: datetime
+    rows: list[Claimed]
+
+
+def _claim(endpoint_id: int, limit: int) -> Batch:
     now = timezone.now()
+    until = now + CLAIM_LEASE
     with transaction.atomic():
         rows = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
@@ -98,8 +111,8 @@ def _claim(endpoint_id: int, limit: int) -> list[Claimed]:
             .values_list(*_CLAIM_FIELDS)[:limit]
         )
         if rows:
-            WebhookEvent.objects.filter(pk__in=[r[0] for r in rows]).update(next_attempt_at=now + CLAIM_LEASE)
-    return [Claimed(*row) for row in rows]
+            WebhookEvent.objects.filter(pk__in=[r[0] for r in rows]).update(next_attempt_at=until)
+    return Batch(until, [Claimed(*row) for row in rows])
 
 
 def _send(endpoint: WebhookEndpoint, secrets_: list[str], claimed: Claimed) -> transport.HttpResult:
@@ -131,55 +144,70 @@ def _pool() -> ThreadPoolExecutor:
     return pool
 
 
-def _send_batch(endpoint: WebhookEndpoint, batch: list[Claimed]) -> list[transport.HttpResult]:
+def _send_batch(endpoint: WebhookEndpoint, batch: Batch) -> list[transport.HttpResult]:
     secrets_ = active_secrets(endpoint)
-    if len(batch) == 1 or endpoint_concurrency() == 1:
-        return [_send(endpoint, secrets_, c) for c in batch]
-    return list(_pool().map(lambda c: _send(endpoint, secrets_, c), batch))
+    if len(batch.rows) == 1 or endpoint_concurrency() == 1:
+        return [_send(endpoint, secrets_, c) for c in batch.rows]
+    return list(_pool().map(lambda c: _send(endpoint, secrets_, c), batch.rows))
 
 
-def _record(endpoint: WebhookEndpoint, batch: list[Claimed], results: list[transport.HttpResult]) -> str:
+def _failure_fields(claimed: Claimed, result: transport.HttpResult, now: datetime) -> dict:
+    delay = retry_delay(claimed.schedule_step)
+    if delay is None:
+        return {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
+    if result.retry_after is not None:
+        # Not before the receiver asked, but never more than a day away.
+        delay = max(delay, min(timedelta(seconds=result.retry_after), RETRY_AFTER_MAX))
+    return {"next_attempt_at": now + delay, "schedule_step": claimed.schedule_step + 1}
+
+
+def _record(endpoint: WebhookEndpoint, batch: Batch, results: list[transport.HttpResult]) -> str:
     """Write the attempts and the next state in one short transaction; returns the
     DisabledReason the endpoint was given now ("" if none)."""
     now = timezone.now()
     attempts: list[WebhookAttempt] = []
+    succeeded: dict[int, list[int]] = defaultdict(list)  # status code -> row ids
     successes = failures = 0
     gone = False
     with transaction.atomic():
-        for claimed, result in zip(batch, results, strict=True):
+        still_ours = set(
+            WebhookEvent.objects.select_for_update()
+            .filter(pk__in=[c.id for c in batch.rows], status=DeliveryStatus.PENDING,
+                    next_attempt_at=batch.claimed_until)
+            .values_list("id", flat=True)
+        )
+        for claimed, result in zip(batch.rows, results, strict=True):
+            if claimed.id not in still_ours:
+                continue  # the claim expired and another worker took the row: its result counts
             is_test = claimed.event_type == EventType.WEBHOOK_TEST
-            fields: dict = {"last_attempt_at": result.started_at, "last_status_code": result.status_code,
-                            "last_error": result.error[:500]}
-            if result.ok:
-                fields.update(status=DeliveryStatus.SUCCEEDED, next_attempt_at=None, succeeded_at=now)
-            elif result.status_code == 410 and not is_test:
-                fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
-                gone = True
-            else:
-                delay = retry_delay(claimed.schedule_step)
-                if delay is None:
-                    fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
-                else:
-                    if result.retry_after is not None:
-                        # Not before the receiver asked, but never more than a day away.
-                        delay = max(delay, min(timedelta(seconds=result.retry_after), RETRY_AFTER_MAX))
-                    fields.update(next_attempt_at=now + delay, schedule_step=claimed.schedule_step + 1)
-            updated = WebhookEvent.objects.filter(
-                pk=claimed.id, status=DeliveryStatus.PENDING, attempt_count=claimed.attempt_count
-            ).update(attempt_count=claimed.attempt_count + 1, **fields)
-            if not updated:
-                # Someone else recorded this attempt number (an expired claim): keep theirs.
-                continue
             attempts.append(WebhookAttempt(
                 event_id=claimed.id, attempted_at=result.started_at,
                 webhook_timestamp=result.webhook_timestamp, status_code=result.status_code,
                 duration_ms=result.duration_ms, response_body=result.body[:transport.RESPONSE_BODY_LIMIT],
                 error=result.error[:500], succeeded=result.ok, remote_ip=result.remote_ip,
             ))
-            # Test sends say nothing about the endpoint's health.
-            if not is_test:
+            if not is_test:  # test sends say nothing about the endpoint's health
                 successes += result.ok
                 failures += not result.ok
+            if result.ok:
+                succeeded[result.status_code].append(claimed.id)
+                continue
+            if result.status_code == 410 and not is_test:
+                fields = {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
+                gone = True
+            else:
+                fields = _failure_fields(claimed, result, now)
+            WebhookEvent.objects.filter(pk=claimed.id).update(
+                attempt_count=F("attempt_count") + 1, last_attempt_at=result.started_at,
+                last_status_code=result.status_code, last_error=result.error[:500], **fields,
+            )
+        # Successes are the common case: one UPDATE per status code, not one per row.
+        for status_code, ids in succeeded.items():
+            WebhookEvent.objects.filter(pk__in=ids).update(
+                status=DeliveryStatus.SUCCEEDED, next_attempt_at=None, succeeded_at=now,
+                attempt_count=F("attempt_count") + 1, last_attempt_at=now, last_status_code=status_code,
+                last_error="",
+            )
         WebhookAttempt.objects.bulk_create(attempts)
 
         reason = ""
@@ -278,23 +306,30 @@ def _has_due(endpoint_id: int) -> bool:
 
 def _deliver_while_leased(endpoint_id: int, lease: _Lease, deadline: float) -> bool:
     """Deliver due rows until none is left (False) or the time budget is spent (True)."""
-    batch_size = endpoint_concurrency() * BATCH_PER_THREAD
+    concurrency = endpoint_concurrency()
+    # Batches start at one request per thread and double while the receiver answers quickly
+    # (fewer transactions per delivery); a slow receiver keeps them small, so claimed rows never
+    # wait long behind it.
+    size = concurrency
     while time.monotonic() < deadline:
         endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
         if endpoint is None:
             return False
-        batch = _claim(endpoint_id, batch_size)
-        if not batch:
+        batch = _claim(endpoint_id, size)
+        if not batch.rows:
             return False
         if not endpoint.enabled:
             # Published just before the endpoint was disabled: end them like endpoint_disable does.
-            WebhookEvent.objects.filter(pk__in=[c.id for c in batch]).update(
+            WebhookEvent.objects.filter(pk__in=[c.id for c in batch.rows]).update(
                 status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="Endpoint disabled."
             )
             continue
+        started = time.monotonic()
         results = _send_batch(endpoint, batch)
+        elapsed = time.monotonic() - started
         if _record(endpoint, batch, results):
             return False
+        size = min(size * 2, MAX_BATCH) if elapsed < FAST_BATCH_SECONDS else concurrency
         lease.renew()
     return True
 
@@ -302,6 +337,8 @@ def _deliver_while_leased(endpoint_id: int, lease: _Lease, deadline: float) -> b
 def endpoint_deliver_due(*, endpoint_id: int) -> None:
     """Deliver an endpoint's due rows, if no other worker is on this endpoint."""
     deadline = time.monotonic() + TASK_BUDGET_SECONDS
+    # From now on a new event needs a new task (if this one is past its last check).
+    _queued_clear(endpoint_id)
     while True:
         lease = _Lease.acquire(endpoint_id)
         if lease is None:
@@ -316,18 +353,46 @@ def endpoint_deliver_due(*, endpoint_id: int) -> None:
             return
         if out_of_time or time.monotonic() >= deadline:
             # Back of the queue, so one busy or slow endpoint does not keep the worker.
-            from webhooks.tasks import webhook_endpoint_deliver
-
-            webhook_endpoint_deliver.delay(endpoint_id)
+            endpoints_enqueue([endpoint_id])
             return
 
 
 def event_deliver_now(*, event: WebhookEvent) -> None:
-    """Send one claimed row immediately, in the calling process (the test send)."""
+    """Send one row claimed by its creator immediately, in the calling process (the test send)."""
     endpoint = event.endpoint
-    claimed = Claimed(*(getattr(event, f) for f in _CLAIM_FIELDS))
-    result = _send(endpoint, active_secrets(endpoint), claimed)
-    _record(endpoint, [claimed], [result])
+    batch = Batch(event.next_attempt_at, [Claimed(*(getattr(event, f) for f in _CLAIM_FIELDS))])
+    _record(endpoint, batch, _send_batch(endpoint, batch))
+
+
+def _queued_key(endpoint_id: int) -> str:
+    return f"webhooks:queued:{endpoint_id}"
+
+
+def endpoints_enqueue(endpoint_ids: list[int]) -> None:
+    """Enqueue one delivery task per endpoint, unless one is already waiting in the queue.
+
+    Every email event publishes after its own commit; without this, a busy endpoint would get
+    one task per event, each only finding the endpoint leased. The marker is cleared when the
+    task starts, and expires, so a lost task costs at most ``QUEUED_MARKER_SECONDS`` (and the
+    sweeper finds due rows regardless).
+    """
+    from webhooks.tasks import webhook_endpoint_deliver
+
+    for endpoint_id in endpoint_ids:
+        try:
+            fresh = cache.add(_queued_key(endpoint_id), 1, timeout=QUEUED_MARKER_SECONDS)
+        except Exception:  # a cache outage must not stop deliveries: enqueue anyway
+            logger.warning("webhook enqueue marker unavailable", exc_info=True)
+            fresh = True
+        if fresh:
+            webhook_endpoint_deliver.delay(endpoint_id)
+
+
+def _queued_clear(endpoint_id: int) -> None:
+    try:
+        cache.delete(_queued_key(endpoint_id))
+    except Exception:
+        logger.warning("webhook enqueue marker unavailable", exc_info=True)
 
 
 def sweep(*, limit: int = SWEEP_LIMIT) -> int:
@@ -340,9 +405,5 @@ def sweep(*, limit: int = SWEEP_LIMIT) -> int:
         .values_list("endpoint_id", flat=True)
         .distinct()[:limit]
     )
-    if endpoint_ids:
-        from webhooks.tasks import webhook_endpoint_deliver
-
-        for endpoint_id in endpoint_ids:
-            webhook_endpoint_deliver.delay(endpoint_id)
+    endpoints_enqueue(endpoint_ids)
     return len(endpoint_ids)

@@ -29,19 +29,12 @@ from webhooks.payloads import build_body
 logger = logging.getLogger(__name__)
 
 
-def _enqueue_endpoints(endpoint_ids: list[int]) -> None:
-    from webhooks.tasks import webhook_endpoint_deliver
-
-    for endpoint_id in endpoint_ids:
-        webhook_endpoint_deliver.delay(endpoint_id)
-
-
 def enqueue_after_commit(endpoint_ids: list[int]) -> None:
     # robust: a broker hiccup must not fail the caller's request after its data is committed;
     # the beat sweeper finds the due rows anyway.
     ids = sorted(set(endpoint_ids))
     if ids:
-        transaction.on_commit(lambda: _enqueue_endpoints(ids), robust=True)
+        transaction.on_commit(lambda: delivery.endpoints_enqueue(ids), robust=True)
 
 
 @dataclass(frozen=True)

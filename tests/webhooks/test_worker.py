@@ -163,7 +163,7 @@ def test_two_claims_never_take_the_same_rows(tenants, live_db, allow_private):
     threads = [_in_thread(delivery._claim, results, endpoint.pk, 25) for _ in range(4)]
     for thread in threads:
         thread.join(30)
-    claimed = [c.id for batch in results for c in batch]
+    claimed = [c.id for batch in results for c in batch.rows]
     assert len(claimed) == 60 and len(set(claimed)) == 60
     assert not WebhookEvent.objects.filter(next_attempt_at__lte=timezone.now()).exists()
 
