@@ -5,7 +5,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.models import KeyKind
-from accounts.principals import principal_for_key
+from accounts.principals import principal_cached, principal_for_key
 from accounts.throttling import cache_usage
 from config.api.errors import AuthorizationError, RateLimitExceeded
 
@@ -57,7 +57,10 @@ class _ApiKeyAuthentication(BaseAuthentication):
             # Not a failure yet: a view open to anonymous callers may not need a key at all.
             # The 401 that follows on a protected view is counted by auth_failure_record.
             return None
-        _raise_if_ip_blocked(request._request)
+        if not principal_cached(raw_key):
+            # A key this process has already verified skips the blocked-address check: a
+            # guessing client never holds one, and the hot path saves two cache round trips.
+            _raise_if_ip_blocked(request._request)
         principal = principal_for_key(raw_key)
         if principal is None or principal.kind not in self.kinds:
             _failure_usage(request._request, increment=True)

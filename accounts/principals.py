@@ -65,6 +65,15 @@ _last_used_written: dict[int, float] = {}
 _lock = threading.Lock()
 
 
+def principal_cached(raw_key: str) -> bool:
+    """Whether this process holds a fresh entry for the key (no database or cache round trip)."""
+    if not raw_key or len(raw_key) > 128:
+        return False
+    with _lock:
+        cached = _cache.get(key_digest(raw_key))
+    return bool(cached and cached[0] > time.monotonic())
+
+
 def principal_for_key(raw_key: str) -> Principal | None:
     if not raw_key or key_kind_of(raw_key) is None or len(raw_key) > 128:
         return None

@@ -270,7 +270,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "EmailStatusEnum": "emails.models.EmailStatus",
+        "EmailEnvironmentEnum": "emails.models.Environment",
+    },
 }
 
 # --- Static files, i18n, logging ------------------------------------------------------------

@@ -46,7 +46,7 @@ class EventOutput(serializers.ModelSerializer):
         fields = ["id", "type", "timestamp", "recipient", "data"]
 
 
-class AttemptOutput(serializers.Serializer):
+class DeliveryAttemptOutput(serializers.Serializer):
     number = serializers.IntegerField()
     attempted_at = serializers.DateTimeField()
     outcome = serializers.CharField()
@@ -66,7 +66,7 @@ class EmailDetailOutput(EmailOutput):
     headers = serializers.DictField(child=serializers.CharField())
     attachments = AttachmentMetaOutput(many=True)
     events = EventOutput(many=True)
-    delivery_attempts = AttemptOutput(many=True)
+    delivery_attempts = DeliveryAttemptOutput(many=True)
     message_id = serializers.CharField()
     attempts = serializers.IntegerField()
     last_error = serializers.CharField()
