@@ -28,7 +28,7 @@ def test_the_database_holds_no_full_key_after_creating_ten(api, tenants):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT * FROM {table}")
         rows = cursor.fetchall()
-        columns = [c.name for c in cursor.description]
+        columns = [c[0] for c in cursor.description]
     stored = "\n".join(repr(value) for row in rows for value in row)
     for raw in raw_keys:
         secret = raw.split("_", 2)[2]
