@@ -58,6 +58,13 @@ class SubAccount(models.Model):
         return f"{self.name} ({self.public_id})"
 
 
+class Environment(models.TextChoices):
+    """Where mail goes: live keys reach the transport, test keys run the pipeline in a sandbox."""
+
+    LIVE = "live"
+    TEST = "test"
+
+
 class KeyKind(models.TextChoices):
     ACCOUNT = "account", "Account"
     LIVE = "live", "Live"

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from accounts.models import ApiKey, KeyKind, Scope, SubAccount
+from accounts.models import ApiKey, Environment, Scope, SubAccount
 
 
 class SubAccountOutput(serializers.ModelSerializer):
@@ -31,7 +31,7 @@ class ApiKeyCreatedOutput(ApiKeyOutput):
 
 class SubAccountKeyInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, default="")
-    environment = serializers.ChoiceField(choices=[KeyKind.LIVE.value, KeyKind.TEST.value], default="live")
+    environment = serializers.ChoiceField(choices=Environment.choices, default="live")
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.values), required=False,
                                    allow_empty=False)
     rate_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)

@@ -246,6 +246,8 @@ SMTP_RELAY_TLS_KEY = env_str("SMTP_RELAY_TLS_KEY")
 SMTP_RELAY_IMPLICIT_TLS = env_bool("SMTP_RELAY_IMPLICIT_TLS", False)
 SMTP_RELAY_MAX_MESSAGE_BYTES = env_int("SMTP_RELAY_MAX_MESSAGE_BYTES", 10 * 1024 * 1024)
 SMTP_RELAY_TIMEOUT_SECONDS = env_int("SMTP_RELAY_TIMEOUT_SECONDS", 300)
+# Worker threads (each with its own database connection) for the relay's database work.
+SMTP_RELAY_THREADS = env_int("SMTP_RELAY_THREADS", 16)
 
 # --- Django REST framework / OpenAPI --------------------------------------------------------
 REST_FRAMEWORK = {
@@ -274,7 +276,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "EmailStatusEnum": "emails.models.EmailStatus",
-        "EmailEnvironmentEnum": "emails.models.Environment",
+        "EnvironmentEnum": "accounts.models.Environment",
     },
 }
 

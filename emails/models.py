@@ -1,6 +1,6 @@
 from django.db import models
 
-from accounts.models import Account, SubAccount
+from accounts.models import Account, Environment, SubAccount
 from config.ids import PublicIdField
 
 
@@ -15,11 +15,6 @@ class EmailStatus(models.TextChoices):
     COMPLAINED = "complained"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class Environment(models.TextChoices):
-    LIVE = "live"
-    TEST = "test"
 
 
 class Email(models.Model):
@@ -41,6 +36,9 @@ class Email(models.Model):
     subject = models.TextField(blank=True)
     html = models.TextField(null=True, blank=True)
     text = models.TextField(null=True, blank=True)
+    # The HTML as the sender gave it (after template rendering) when tracking rewrote ``html``;
+    # resend starts from it. Null: ``html`` is the sender's own.
+    source_html = models.TextField(null=True, blank=True)
     headers = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
     # ",tag1,tag2," so a tag filter is one portable LIKE, on SQLite and PostgreSQL alike.
@@ -96,6 +94,10 @@ class EmailRecipient(models.Model):
     address = models.CharField(max_length=320, help_text="Lowercased address.")
     display_name = models.CharField(max_length=200, blank=True, default="")
     suppressed = models.BooleanField(default=False)
+    # First human (not machine) open and click: set once, by a guarded UPDATE, so the event
+    # that sets it is the recipient's unique open/click.
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    first_clicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["address"], name="recipient_address")]
@@ -230,3 +232,42 @@ class MonthlyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.month:%Y-%m}: {self.emails}"
+
+
+class TrackedLink(models.Model):
+    """A link of a tracked email, by position: the click redirect's target comes only from here."""
+
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="tracked_links")
+    index = models.PositiveIntegerField()
+    url = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["email", "index"], name="tracked_link_unique_index")]
+
+    def __str__(self) -> str:
+        return f"{self.email_id} #{self.index}"
+
+
+class TrackingHitKind(models.TextChoices):
+    OPEN = "o"
+    CLICK = "c"
+
+
+class TrackingHit(models.Model):
+    """A pixel load or click as the public endpoint saw it, written with one INSERT.
+
+    The hot endpoints do nothing else; ``tracking_hits_flush`` turns these rows into events in
+    batches (machine/unique flags, counters, webhooks) and deletes them. No foreign key: the
+    endpoint knows the email only by public id, and a deleted email's hits are dropped.
+    """
+
+    kind = models.CharField(max_length=1, choices=TrackingHitKind.choices)
+    email_public_id = models.CharField(max_length=40)
+    link_index = models.PositiveIntegerField(null=True, blank=True)
+    url = models.TextField(blank=True, default="")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.email_public_id}"

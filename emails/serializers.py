@@ -8,7 +8,7 @@ from emails.models import EmailEvent, EmailStatus, Environment, Suppression, Sup
 
 class EmailOutput(serializers.Serializer):
     id = serializers.CharField(source="public_id")
-    status = serializers.ChoiceField(choices=EmailStatus.values)
+    status = serializers.ChoiceField(choices=EmailStatus.choices)
     from_ = serializers.CharField(source="from_header")
     to = serializers.ListField(child=serializers.CharField())
     cc = serializers.ListField(child=serializers.CharField())
@@ -17,7 +17,7 @@ class EmailOutput(serializers.Serializer):
     subject = serializers.CharField()
     tags = serializers.ListField(child=serializers.CharField())
     metadata = serializers.DictField()
-    environment = serializers.ChoiceField(choices=Environment.values)
+    environment = serializers.ChoiceField(choices=Environment.choices)
     created_at = serializers.DateTimeField()
     scheduled_at = serializers.DateTimeField(allow_null=True)
     sent_at = serializers.DateTimeField(allow_null=True)
@@ -154,6 +154,6 @@ class BatchOutput(serializers.Serializer):
     replayed = serializers.BooleanField(default=False)
 
 
-STATUS_CHOICES = EmailStatus.values
-ENVIRONMENT_CHOICES = Environment.values
+STATUS_CHOICES = EmailStatus.choices
+ENVIRONMENT_CHOICES = Environment.choices
 REASON_CHOICES = SuppressionReason.values

@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import KeyKind, SmtpCredential
+from accounts.models import Environment, SmtpCredential
 from config.api.pagination import paginate
 from config.api.schema import PAGINATION_PARAMETERS, list_of
 from emails.relay import credentials
@@ -13,7 +13,7 @@ from emails.relay import credentials
 SCOPES = {"*": ("emails:send",)}
 
 
-ENVIRONMENTS = [KeyKind.LIVE.value, KeyKind.TEST.value]
+ENVIRONMENTS = Environment.choices
 
 
 class SmtpCredentialOutput(serializers.ModelSerializer):
