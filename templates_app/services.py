@@ -134,8 +134,9 @@ def template_update(*, template: Template, **changes) -> Template:
                     locked.current_version = TemplateVersion.objects.create(
                         template=locked, number=current.number + 1, variables=variables, **merged)
                     fields.append("current_version")
-                locked.save(update_fields=fields)
-                _forget_after_write()
+                if len(fields) > 1:  # a PATCH that changes nothing writes nothing
+                    locked.save(update_fields=fields)
+                    _forget_after_write()
         except IntegrityError as exc:
             raise _duplicate(changes.get("name", template.name)) from exc
         return locked

@@ -110,7 +110,12 @@ def test_renaming_alone_is_not_a_new_version(api, tenants, create_template):
                                      format="json"))
     assert (renamed["name"], renamed["version"]) == ("hello", 1)
     assert_error(client.get("/api/v1/templates/welcome"), 404, "not_found")
-    assert assert_ok(client.get("/api/v1/templates/hello"))["id"] == created["id"]
+    hello = assert_ok(client.get("/api/v1/templates/hello"))
+    assert hello["id"] == created["id"]
+    # Sending the same content again is not a change: no version, no write.
+    same = assert_ok(client.patch("/api/v1/templates/hello", {"text": WELCOME["text"], "html": WELCOME["html"]},
+                                  format="json"))
+    assert same == hello
 
 
 def test_an_update_that_breaks_the_template_changes_nothing(api, tenants, create_template):
