@@ -177,9 +177,20 @@ def enqueue_dispatch(email_ids: list[int]) -> None:
         try:
             dispatch_emails.delay(email_ids[start:start + DISPATCH_CHUNK])
         except Exception:  # broker down: the rows stay queued and the sweeper publishes them later
-            logger.warning("Could not publish dispatch for %d emails; the sweeper will", len(email_ids),
+            unpublished = email_ids[start:]
+            logger.warning("Could not publish dispatch for %d emails; the sweeper will", len(unpublished),
                            exc_info=True)
-            return
+            _mark_unpublished(unpublished)
+            return  # the next chunks would wait for the same dead broker
+
+
+def _mark_unpublished(email_ids: list[int]) -> None:
+    """Clear ``enqueued_at`` so the sweeper's next run publishes these rows again, instead of
+    waiting ``MAILROOM_SEND_REPUBLISH_AFTER_SECONDS`` for a task we know was never sent."""
+    try:
+        Email.objects.filter(pk__in=email_ids, status=EmailStatus.QUEUED).update(enqueued_at=None)
+    except Exception:  # the rows are still queued: the sweeper finds them, only later
+        logger.warning("Could not mark %d emails unpublished", len(email_ids), exc_info=True)
 
 
 DISPATCH_CHUNK = 50

@@ -3,6 +3,7 @@
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -10,10 +11,14 @@ from emails.models import Email, EmailStatus
 
 logger = logging.getLogger(__name__)
 
-# A queued row whose task was published this long ago and is still unclaimed: the publish
-# was lost (broker down) or its worker died; publish again.
-REPUBLISH_AFTER = timedelta(seconds=30)
 MAX_ROWS_PER_SWEEP = 5000
+
+
+def republish_after() -> timedelta:
+    """A queued row whose task was published this long ago and is still unclaimed lost its task
+    (the broker restarted empty, or the worker holding it died): publish it again. Too short
+    only publishes redundant tasks under a backlog, which the claim turns into no-ops."""
+    return timedelta(seconds=settings.MAILROOM_SEND_REPUBLISH_AFTER_SECONDS)
 
 
 def _lock_ids(queryset, limit: int) -> list[int]:
@@ -37,7 +42,7 @@ def email_sweep() -> dict[str, int]:
                                                     locked_until=None, enqueued_at=now, updated_at=now)
         # 3. due queued rows nobody is working on (lost publish, retry whose backoff passed)
         stale = _lock_ids(Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now)
-                          .exclude(enqueued_at__gte=now - REPUBLISH_AFTER).order_by("next_attempt_at"),
+                          .exclude(enqueued_at__gte=now - republish_after()).order_by("next_attempt_at"),
                           MAX_ROWS_PER_SWEEP)
         Email.objects.filter(pk__in=stale).update(enqueued_at=now)
     work = released + expired + stale
