@@ -197,3 +197,26 @@ def test_domains_are_ranked_by_sent(api, data):
     assert [(d["domain"], d["total"]["sent"], d["total"]["complained"]) for d in body["domains"]] == [
         ("acme.test", 2, 0), ("other.test", 1, 1)]
     assert body["pagination"]["total"] == 2
+
+
+def test_the_bodies_match_their_documented_schema(api, data):
+    """The views skip the output serializers for speed: these keep the schema honest."""
+    from analytics import serializers as shapes
+
+    client = api(data.a1.live_key)
+    for path, params, shape in (
+        ("/api/v1/analytics/emails", {**RANGE, "group_by": "week", "tag": "welcome"}, shapes.AnalyticsEmailsOutput),
+        ("/api/v1/account/analytics/emails", RANGE, shapes.AccountAnalyticsEmailsOutput),
+        ("/api/v1/analytics/tags", RANGE, None),
+        ("/api/v1/analytics/domains", RANGE, None),
+    ):
+        caller = api(data.a1.account_key) if path.startswith("/api/v1/account") else client
+        body = assert_ok(caller.get(path, params))
+        if shape is None:
+            key = path.rsplit("/", 1)[1]
+            item = shapes.AnalyticsTagOutput if key == "tags" else shapes.AnalyticsDomainOutput
+            assert set(body) == {key, "pagination"}
+            for entry in body[key]:
+                assert item({**entry, "value": entry[key[:-1]]}).data == entry
+        else:
+            assert shape(body).data == body
