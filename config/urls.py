@@ -25,6 +25,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     re_path(r"^healthz/$", views.healthz),
     path("admin/", admin.site.urls),
+    path("hooks/", include("anymail.urls")),  # ESP event webhooks (basic auth: ANYMAIL_WEBHOOK_SECRET)
+    path("", include("emails.tracking.urls")),  # /t/o, /t/c, /u: open pixel, click redirect, unsubscribe
 ]
 
 handler400 = "config.views.bad_request"

@@ -56,6 +56,17 @@ def unsubscribe_headers(*, email_public_id: str, recipient: str) -> dict[str, st
     return {"List-Unsubscribe": f"<{url}>, <{mailto}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
+def sending_bodies(*, email, envelope_to: list[str]) -> tuple[str | None, str | None]:
+    """(html, text) as sent: with the unsubscribe footer, made at build time for the same
+    recipient as List-Unsubscribe, so the stored bodies never carry it (resend adds it once)."""
+    if not (email.unsubscribe and envelope_to):
+        return email.html, email.text
+    from emails.tracking.bodies import unsubscribe_bodies, unsubscribe_url
+
+    url = unsubscribe_url(email_public_id=email.public_id, recipient=envelope_to[0])
+    return unsubscribe_bodies(html=email.html, text=email.text, url=url)
+
+
 def build_mime(*, email, envelope_to: list[str], attachments) -> MimeMessage:
     msg = MimeMessage(policy=_SMTP_POLICY)
     msg["From"] = email.from_header
@@ -73,13 +84,14 @@ def build_mime(*, email, envelope_to: list[str], attachments) -> MimeMessage:
             msg[name] = value
     for name, value in (email.headers or {}).items():
         msg[name] = value
-    if email.text is not None and email.html is not None:
-        msg.set_content(email.text)
-        msg.add_alternative(email.html, subtype="html")
-    elif email.html is not None:
-        msg.set_content(email.html, subtype="html")
+    html, text = sending_bodies(email=email, envelope_to=envelope_to)
+    if text is not None and html is not None:
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+    elif html is not None:
+        msg.set_content(html, subtype="html")
     else:
-        msg.set_content(email.text or "")
+        msg.set_content(text or "")
     for attachment in attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         msg.add_attachment(bytes(attachment.content), maintype=maintype, subtype=subtype or "octet-stream",
@@ -94,21 +106,22 @@ def _addr(header_value: str) -> str:
 def outgoing_message(*, email, envelope_to: list[str], attachments, raw: bytes) -> OutgoingMessage:
     """The Django message for the configured backend, ordinary attributes filled for ESPs."""
     envelope = {a.lower() for a in envelope_to}
+    html, text = sending_bodies(email=email, envelope_to=envelope_to)
     message = OutgoingMessage(
         raw=raw, email_public_id=email.public_id, subject=email.subject,
-        body=email.text if email.text is not None else "", from_email=email.from_header,
+        body=text if text is not None else "", from_email=email.from_header,
         to=[a for a in email.to if _addr(a) in envelope], cc=[a for a in email.cc if _addr(a) in envelope],
         bcc=[a for a in email.bcc if _addr(a) in envelope], reply_to=email.reply_to,
         headers={**(email.headers or {}), "Message-ID": email.message_id, "X-Mailroom-Id": email.public_id},
     )
     # Envelope recipients: bcc included, suppressed addresses left out.
     message.envelope_recipients = envelope_to
-    if email.html is not None:
-        if email.text is None:
-            message.body = email.html
+    if html is not None:
+        if text is None:
+            message.body = html
             message.content_subtype = "html"
         else:
-            message.attach_alternative(email.html, "text/html")
+            message.attach_alternative(html, "text/html")
     for attachment in attachments:
         message.attach(attachment.filename, bytes(attachment.content), attachment.content_type)
     return message

@@ -4,4 +4,9 @@ SCHEDULE = {
         "schedule": 1.0,
         "options": {"expires": 5},
     },
+    "emails-tracking-flush": {  # opens and clicks become events (emails/tracking/hits.py)
+        "task": "emails.tracking_flush",
+        "schedule": 2.0,
+        "options": {"expires": 10},
+    },
 }
