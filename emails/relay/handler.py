@@ -14,11 +14,13 @@ kind of authenticator, ``emails.relay.authenticator.authenticate``, returning ``
 
 import binascii
 import logging
+import threading
 from base64 import b64decode
+from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.smtp import MISSING, AuthResult
 from asgiref.sync import sync_to_async
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from email_validator import EmailNotValidError, validate_email
 
 from config.api.errors import ApplicationError
@@ -35,20 +37,6 @@ MAX_RECIPIENTS = MAX_TO + MAX_CC + MAX_BCC
 # Standard LOGIN challenges ("Username:", "Password:"), which some clients look for.
 LOGIN_USERNAME_CHALLENGE = "Username:"
 LOGIN_PASSWORD_CHALLENGE = "Password:"
-
-
-def _with_fresh_connections(function):
-    def run(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-    return run
-
-
-async def _in_thread(function, *args, **kwargs):
-    return await sync_to_async(_with_fresh_connections(function), thread_sensitive=False)(*args, **kwargs)
 
 
 def _peer_ip(session) -> str:
@@ -115,8 +103,40 @@ def _accept(login: authenticator.RelayLogin, mail_from: str, rcpt_tos: list[str]
 
 
 class RelayHandler:
-    def __init__(self):
+    def __init__(self, *, threads: int = 16):
         self.in_flight = 0  # messages being accepted now; a graceful stop waits for them
+        # The relay's own pool: each worker thread keeps its database connection between
+        # messages (CONN_MAX_AGE), and ``close`` closes them all once the pool has stopped.
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smtp-relay")
+        self._opened: set = set()  # the workers' database connection wrappers
+        self._opened_lock = threading.Lock()
+
+    def _with_fresh_connections(self, function):
+        def run(*args, **kwargs):
+            close_old_connections()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                close_old_connections()
+                with self._opened_lock:
+                    self._opened.update(connections.all(initialized_only=True))
+        return run
+
+    async def _in_thread(self, function, *args, **kwargs):
+        call = sync_to_async(self._with_fresh_connections(function), thread_sensitive=False,
+                             executor=self._executor)
+        return await call(*args, **kwargs)
+
+    def close(self) -> None:
+        """Wait for the calls still running, stop the workers, close their database connections."""
+        self._executor.shutdown(wait=True)
+        with self._opened_lock:
+            opened, self._opened = self._opened, set()
+        for wrapper in opened:
+            # Each wrapper belongs to a worker thread that has ended; closing from here is the
+            # cross-thread use Django allows once sharing is declared.
+            wrapper.inc_thread_sharing()
+            wrapper.close()
 
     async def _decide(self, server, function, *args) -> str:
         """Run one synchronous decision and turn every failure into an SMTP reply.
@@ -125,7 +145,7 @@ class RelayHandler:
         commit together or not at all.
         """
         try:
-            reply = await _in_thread(function, *args)
+            reply = await self._in_thread(function, *args)
         except ApplicationError as exc:
             reply = replies.reply_for_error(exc)
         except (OperationalError, InterfaceError):
@@ -143,7 +163,7 @@ class RelayHandler:
 
     async def _authenticate(self, server, login: bytes, password: bytes) -> AuthResult:
         try:
-            result = await _in_thread(authenticator.authenticate, peer_ip=_peer_ip(server.session),
+            result = await self._in_thread(authenticator.authenticate, peer_ip=_peer_ip(server.session),
                                       login=login, password=password)
         except (OperationalError, InterfaceError):
             logger.warning("database unavailable during AUTH", exc_info=True)

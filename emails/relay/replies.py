@@ -33,7 +33,8 @@ _BY_CODE = {
     # plan), so the client keeps the message; 452 is "insufficient system storage".
     "quota_exceeded": ("452", "4.3.1"),
 }
-MAX_TEXT = 400  # a reply line stays well under RFC 5321's 512 octets
+MAX_TEXT = 400
+_UNNAMED_FIELDS = {"quota", "non_field_errors"}  # details that name no field of the message  # a reply line stays well under RFC 5321's 512 octets
 
 
 def clean(text: str) -> str:
@@ -46,10 +47,9 @@ def clean(text: str) -> str:
 def _describe(error: ApplicationError) -> str:
     parts = []
     for field, messages in (error.details or {}).items():
-        if field == "quota" or not messages:
-            continue
-        items = messages if isinstance(messages, list) else [messages]
-        parts.append(f"{field}: {' '.join(str(m) for m in items)}")
+        items = " ".join(str(m) for m in (messages if isinstance(messages, list) else [messages]))
+        if items:
+            parts.append(items if field in _UNNAMED_FIELDS else f"{field}: {items}")
     if not parts or any(error.message in p for p in parts):
         return error.message
     return f"{error.message.rstrip('.')}: {'; '.join(parts)}"

@@ -50,6 +50,7 @@ class RelayConfig:
     allow_plaintext_auth: bool = False
     max_message_bytes: int = 10 * 1024 * 1024
     timeout_seconds: float = 300.0
+    threads: int = 16
 
 
 def config_from_settings(*, host: str | None = None, port: int | None = None, tls_cert: str | None = None,
@@ -69,7 +70,7 @@ def config_from_settings(*, host: str | None = None, port: int | None = None, tl
         implicit_tls=settings.SMTP_RELAY_IMPLICIT_TLS if implicit_tls is None else implicit_tls,
         allow_plaintext_auth=settings.SMTP_RELAY_ALLOW_PLAINTEXT_AUTH,
         max_message_bytes=settings.SMTP_RELAY_MAX_MESSAGE_BYTES,
-        timeout_seconds=settings.SMTP_RELAY_TIMEOUT_SECONDS,
+        timeout_seconds=settings.SMTP_RELAY_TIMEOUT_SECONDS, threads=settings.SMTP_RELAY_THREADS,
     )
 
 
@@ -112,7 +113,7 @@ class RelayController(Controller):
 def relay_controller(config: RelayConfig, handler: RelayHandler | None = None) -> RelayController:
     context = server_ssl_context(config.tls_cert, config.tls_key)
     return RelayController(
-        handler or RelayHandler(),
+        handler or RelayHandler(threads=config.threads),
         hostname=config.host,
         port=config.port,
         ssl_context=context if config.implicit_tls else None,
@@ -130,7 +131,7 @@ def relay_controller(config: RelayConfig, handler: RelayHandler | None = None) -
     )
 
 
-def stop_gracefully(controller: RelayController, handler: RelayHandler, *, drain_seconds: float = 30.0) -> None:
+def stop_gracefully(controller: RelayController, *, drain_seconds: float = 30.0) -> None:
     """Stop accepting connections, let messages being accepted finish, then stop.
 
     A message cut off mid-acceptance could be stored while its client sees a dropped
@@ -146,6 +147,12 @@ def stop_gracefully(controller: RelayController, handler: RelayHandler, *, drain
     controller.loop.call_soon_threadsafe(close_listener)
     done.wait(5)
     deadline = time.monotonic() + drain_seconds
-    while handler.in_flight and time.monotonic() < deadline:
+    while controller.handler.in_flight and time.monotonic() < deadline:
         time.sleep(0.05)
+    stop(controller)
+
+
+def stop(controller: RelayController) -> None:
+    """Stop the event loop, then the handler's worker threads (closing their connections)."""
     controller.stop()
+    controller.handler.close()

@@ -6,7 +6,6 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from emails.relay.handler import RelayHandler
 from emails.relay.server import config_from_settings, relay_controller, stop_gracefully
 
 
@@ -33,8 +32,7 @@ class Command(BaseCommand):
                                           tls_key=options["tls_key"], implicit_tls=options["implicit_tls"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        handler = RelayHandler()
-        controller = relay_controller(config, handler)
+        controller = relay_controller(config)
         try:
             controller.start()
         except OSError as exc:
@@ -48,4 +46,4 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         stop.wait()
         self.stdout.write("SMTP relay stopping")
-        stop_gracefully(controller, handler, drain_seconds=options["drain_seconds"])
+        stop_gracefully(controller, drain_seconds=options["drain_seconds"])
