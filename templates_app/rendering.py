@@ -44,6 +44,10 @@ FIELDS = ("subject", "html", "text")
 # Source limits, checked when a template is saved or validated.
 MAX_SUBJECT_SOURCE_CHARS = 2_000
 MAX_BODY_SOURCE_BYTES = 512 * 1024
+# Compiling costs about 0.1 ms per token (parse, analysis, code generation, Python's compiler), so
+# a field is limited in tokens (names, operators, literals, tag delimiters) before it is parsed.
+# Real templates use a few thousand at most; 512 KB of "{{ a }}" would take seconds to compile.
+MAX_TEMPLATE_TOKENS = 10_000
 # RFC 5322 line limit; the sending path refuses longer subjects too.
 MAX_RENDERED_SUBJECT_CHARS = 998
 
@@ -186,6 +190,16 @@ def _optional_names(ast: nodes.Template) -> set[str]:
     return optional
 
 
+def _too_many_tokens(env, source: str) -> bool:
+    count = 0
+    for _, token_type, _ in env.lex(source):
+        if token_type != "whitespace":
+            count += 1
+            if count > MAX_TEMPLATE_TOKENS:
+                return True
+    return False
+
+
 def compile_field(field: str, source: str) -> tuple[CompiledField | None, list[TemplateProblem]]:
     """Parse, check and compile one field; problems instead of exceptions."""
     problem = _source_problem(field, source)
@@ -193,6 +207,9 @@ def compile_field(field: str, source: str) -> tuple[CompiledField | None, list[T
         return None, [problem]
     env = environment_for(field)
     try:
+        if _too_many_tokens(env, source):
+            return None, [TemplateProblem(field, None, f"More than {MAX_TEMPLATE_TOKENS:,} template tokens "
+                                                         "(names, operators, literals); use loops or split it.")]
         # Jinja folds constant output at compile time, through the guarded finalize.
         with render_budget():
             ast = env.parse(source)

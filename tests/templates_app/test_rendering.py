@@ -171,6 +171,31 @@ def test_runtime_errors_name_field_and_line():
     assert render_error(html="<p>\n\n{{ 1 / n }}</p>", n=0) == ["html line 3: division by zero"]
 
 
+@pytest.mark.parametrize("source", [
+    "{{ a }}" * 70_000,
+    "{{ [" + "a," * 200_000 + "a] }}",
+    "{{ " + "a ~ " * 100_000 + "a }}",
+    "{% if a %}x{% endif %}" * 20_000,
+])
+def test_a_source_too_big_to_compile_quickly_is_refused_quickly(source):
+    started = time.monotonic()
+    check = validate_sources(html=source)
+    assert time.monotonic() - started < 1.0
+    assert [e.message for e in check.errors] == [
+        "More than 10,000 template tokens (names, operators, literals); use loops or split it."]
+
+
+@pytest.mark.parametrize("source", [
+    "{{ a }}" * 3300,
+    "{{ {" + "1: a, " * 2450 + "} }}",
+    "{% for i in a %}{{ i }}{% endfor %}" * 700,
+])
+def test_the_biggest_accepted_sources_compile_in_bounded_time(source):
+    started = time.monotonic()
+    assert validate_sources(html=source).valid
+    assert time.monotonic() - started < 3.0
+
+
 def test_a_source_over_512_kb_is_refused():
     check = validate_sources(html="x" * (512 * 1024 + 1), subject="s" * 2001)
     assert [(e.field, e.message) for e in check.errors] == [
