@@ -3,7 +3,6 @@ from django.urls import path
 from accounts import apis
 
 account_urlpatterns = [
-    path("", apis.AccountDetailApi.as_view()),
     path("subaccounts", apis.SubAccountListApi.as_view()),
     path("subaccounts/<str:subaccount_id>", apis.SubAccountDetailApi.as_view()),
     path("subaccounts/<str:subaccount_id>/suspend", apis.SubAccountSuspendApi.as_view()),

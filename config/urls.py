@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts.apis import AccountDetailApi
 from accounts.urls import account_urlpatterns
 from analytics.urls import account_urlpatterns as analytics_account_urlpatterns
 from config import views
 
 api_v1 = [
+    # No trailing slashes in the API (DESIGN section 3): /account is the account itself.
+    path("account", AccountDetailApi.as_view()),
     path("account/", include(account_urlpatterns)),
     path("account/", include(analytics_account_urlpatterns)),
     path("", include("accounts.urls")),

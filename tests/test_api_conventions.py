@@ -140,7 +140,7 @@ def test_an_exception_outside_drf_is_500_json_too(db, settings, monkeypatch, cap
 
 
 def test_the_success_envelope_is_exact(api, tenants):
-    response = api(tenants.a1.account_key).get("/api/v1/account/")
+    response = api(tenants.a1.account_key).get("/api/v1/account")
     body = response.json()
     assert set(body) == {"success", "data", "meta"}
     assert body["success"] is True

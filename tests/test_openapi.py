@@ -48,7 +48,7 @@ def test_account_routes_need_the_account_key_and_the_rest_the_subaccount_key(sch
     for path, method, operation in _operations(schema):
         if not path.startswith("/api/v1/") or "security" not in operation:
             continue
-        expected = "AccountApiKey" if path.startswith("/api/v1/account/") else "SubAccountApiKey"
+        expected = "AccountApiKey" if path.startswith("/api/v1/account") else "SubAccountApiKey"
         assert operation["security"] == [{expected: []}], (method, path)
         seen.add(expected)
     assert seen == {"AccountApiKey", "SubAccountApiKey"}

@@ -129,7 +129,7 @@ def _account_routes(tenant) -> list[tuple[str, str]]:
     key = ApiKey.objects.filter(subaccount=tenant.subaccount).first().public_id
     account_key = ApiKey.objects.get(account=tenant.account, kind=KeyKind.ACCOUNT).public_id
     return [
-        ("get", "/api/v1/account/"),
+        ("get", "/api/v1/account"),
         ("get", "/api/v1/account/subaccounts"),
         ("post", "/api/v1/account/subaccounts"),
         ("get", f"/api/v1/account/subaccounts/{sub}"),
@@ -222,7 +222,7 @@ def test_a_view_that_declares_no_scopes_is_a_programming_error(tenants):
 def test_a_suspended_account_gets_403_with_the_reason_on_every_key(api, tenants):
     services.account_suspend(account=tenants.a1.account, reason="unpaid invoice")
 
-    for key, path in [(tenants.a1.account_key, "/api/v1/account/"), (tenants.a1.live_key, SUB_ROUTE),
+    for key, path in [(tenants.a1.account_key, "/api/v1/account"), (tenants.a1.live_key, SUB_ROUTE),
                       (tenants.a2.test_key, SUB_ROUTE)]:
         assert_exact_error(api(key).get(path), 403, "authorization_error",
                            "This account is suspended: unpaid invoice")
@@ -280,7 +280,7 @@ def test_an_account_key_revoking_a_subaccount_key_takes_effect_at_once(api, tena
 def test_an_account_key_can_revoke_itself(api, tenants):
     key_id = ApiKey.objects.get(prefix=tenants.a1.account_key[:12]).public_id
     assert_ok(api(tenants.a1.account_key).delete(f"/api/v1/account/api-keys/{key_id}"))
-    assert_exact_error(api(tenants.a1.account_key).get("/api/v1/account/"), 401, "authentication_error",
+    assert_exact_error(api(tenants.a1.account_key).get("/api/v1/account"), 401, "authentication_error",
                        INVALID["account"])
 
 
@@ -301,9 +301,9 @@ def test_the_default_cache_lifetime_keeps_revocation_under_a_minute(settings):
 
 def test_a_warm_account_key_costs_no_database_query(api, tenants, django_assert_num_queries):
     client = api(tenants.a1.account_key)
-    assert_ok(client.get("/api/v1/account/"))
+    assert_ok(client.get("/api/v1/account"))
     with django_assert_num_queries(0):
-        data = assert_ok(client.get("/api/v1/account/"))
+        data = assert_ok(client.get("/api/v1/account"))
     assert data["plan"] == {"code": "free", "name": "Free", "requests_per_minute": 60,
                             "monthly_email_quota": 1000}
 
@@ -324,12 +324,12 @@ def test_last_used_at_is_recorded_without_a_write_on_every_request(api, tenants,
     assert key.last_used_at is None
     client = api(tenants.a1.account_key)
     with django_assert_num_queries(2):  # the cold lookup and one UPDATE of last_used_at
-        assert_ok(client.get("/api/v1/account/"))
+        assert_ok(client.get("/api/v1/account"))
     key.refresh_from_db()
     first_use = key.last_used_at
     assert first_use is not None
     for _ in range(3):
-        assert_ok(client.get("/api/v1/account/"))
+        assert_ok(client.get("/api/v1/account"))
     key.refresh_from_db()
     assert key.last_used_at == first_use
 
@@ -345,7 +345,7 @@ def test_with_the_cache_off_a_key_costs_one_query_and_last_used_at_is_still_not_
         api, tenants, settings, django_assert_num_queries):
     settings.MAILROOM_KEY_CACHE_SECONDS = 0
     client = api(tenants.a1.account_key)
-    assert_ok(client.get("/api/v1/account/"))
+    assert_ok(client.get("/api/v1/account"))
     for _ in range(2):
         with django_assert_num_queries(1):  # the key lookup; no second UPDATE of last_used_at
-            assert_ok(client.get("/api/v1/account/"))
+            assert_ok(client.get("/api/v1/account"))

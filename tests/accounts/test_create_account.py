@@ -29,7 +29,7 @@ def test_it_prints_the_five_documented_fields_and_the_keys_work(api, db):
     assert (account.name, account.plan.code, account.contact_email) == ("Acme", "startup", "ops@acme.test")
     assert SubAccount.objects.get(public_id=result["subaccount_id"]).account == account
 
-    me = assert_ok(api(result["account_api_key"]).get("/api/v1/account/"))
+    me = assert_ok(api(result["account_api_key"]).get("/api/v1/account"))
     assert (me["id"], me["plan"]["requests_per_minute"]) == (result["account_id"], 300)
     subaccounts = assert_ok(api(result["account_api_key"]).get("/api/v1/account/subaccounts"))["subaccounts"]
     assert [s["id"] for s in subaccounts] == [result["subaccount_id"]]
@@ -48,7 +48,7 @@ def test_an_operator_may_set_a_rate_limit_above_the_plan(api, db):
     assert set(ApiKey.objects.filter(account__public_id=result["account_id"])
                .values_list("rate_limit", flat=True)) == {100000}
     for key, path in ((result["subaccount_api_key"], "/api/v1/api-keys"),
-                      (result["account_api_key"], "/api/v1/account/")):
+                      (result["account_api_key"], "/api/v1/account")):
         response = api(key).get(path)
         assert response["X-RateLimit-Limit"] == "100000"
         assert response["X-RateLimit-Remaining"] == "99999"

@@ -145,7 +145,7 @@ def test_the_plan_sets_the_limit_when_the_key_has_none(api, tenants):
     tenants.b1.account.save()
     response = api(tenants.b1.live_key).get(ROUTE)
     assert _headers(response)[:2] == (600, 599)
-    response = api(tenants.b1.account_key).get("/api/v1/account/")
+    response = api(tenants.b1.account_key).get("/api/v1/account")
     assert _headers(response)[:2] == (600, 599)
 
 

@@ -59,7 +59,7 @@ def test_an_account_cannot_revoke_another_accounts_account_key(api, tenants):
     other_key = _key_id(tenants.b1.account_key)
     response = api(tenants.a1.account_key).delete(f"/api/v1/account/api-keys/{other_key}")
     assert_exact_error(response, 404, "not_found", KEY_NOT_FOUND)
-    assert_ok(api(tenants.b1.account_key).get("/api/v1/account/"))
+    assert_ok(api(tenants.b1.account_key).get("/api/v1/account"))
 
 
 def test_a_subaccount_key_id_is_not_an_account_key_id(api, tenants):
