@@ -221,17 +221,22 @@ class IdempotencyRecord(models.Model):
 
 
 class MonthlyUsage(models.Model):
-    """Live emails accepted per account and calendar month (UTC): the quota counter."""
+    """Live emails accepted per account and calendar month (UTC): the quota counter.
+
+    Spread over a few slot rows per account and month: a send adds to one random slot, so
+    concurrent sends of one account rarely wait on the same row lock; usage is the sum.
+    """
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="monthly_usage")
     month = models.DateField(help_text="First day of the month.")
+    slot = models.PositiveSmallIntegerField(default=0)
     emails = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "month"], name="usage_unique_month")]
+        constraints = [models.UniqueConstraint(fields=["account", "month", "slot"], name="usage_unique_slot")]
 
     def __str__(self) -> str:
-        return f"{self.account_id} {self.month:%Y-%m}: {self.emails}"
+        return f"{self.account_id} {self.month:%Y-%m} #{self.slot}: {self.emails}"
 
 
 class TrackedLink(models.Model):

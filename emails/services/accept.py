@@ -203,10 +203,13 @@ def email_send(*, subaccount: SubAccount, environment: str, data) -> Email:
     context = _SendContext(subaccount, environment)
     context.load_suppressions([request])
     prepared = _prepare(context, request, now)
+    live = environment == Environment.LIVE
+    if live and quota_remaining(account=subaccount.account) == 0:
+        raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
     with transaction.atomic():
         _store([prepared], now)
-        if environment == Environment.LIVE and not quota_consume(account=subaccount.account, count=1):
-            raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
+        if live:
+            quota_consume(account=subaccount.account, count=1)
     return prepared.email
 
 
@@ -217,24 +220,15 @@ def _quota_message(subaccount: SubAccount) -> str:
 
 def _store_within_quota(subaccount: SubAccount, environment: str, prepared: list, now: datetime) -> list:
     """Store as many items as the quota allows, in order; returns the stored ones."""
-    account = subaccount.account
-    for _ in range(5):  # the remaining quota is read without a lock: retry if a race took it
-        granted = len(prepared)
-        if environment == Environment.LIVE:
-            remaining = quota_remaining(account=account)
-            granted = granted if remaining is None else min(granted, remaining)
-        accepted = prepared[:granted]
-        if not accepted:
-            return []
-        try:
-            with transaction.atomic():
-                _store([p for _, p in accepted], now)
-                if environment == Environment.LIVE and not quota_consume(account=account, count=granted):
-                    raise QuotaExceeded()
-            return accepted
-        except QuotaExceeded:
-            continue
-    return []
+    live = environment == Environment.LIVE
+    remaining = quota_remaining(account=subaccount.account) if live else None
+    accepted = prepared if remaining is None else prepared[:remaining]
+    if accepted:
+        with transaction.atomic():
+            _store([p for _, p in accepted], now)
+            if live:
+                quota_consume(account=subaccount.account, count=len(accepted))
+    return accepted
 
 
 def _error_item(index: int, error: ApplicationError) -> dict:
