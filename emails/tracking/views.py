@@ -15,8 +15,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 
 from config.api.envelope import error_body, error_dict
-from emails.models import TrackingHitKind
-from emails.tracking.hits import tracked_link_url, tracking_hit_store
+from emails.tracking.hits import tracked_link_url, tracking_click_store, tracking_open_store
 from emails.tracking.tokens import tracking_token_read
 from emails.tracking.unsubscribe import email_unsubscribe, unsubscribe_target
 
@@ -33,10 +32,7 @@ ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
 
 
 def _json_error(request, code: str, message: str, status: int) -> JsonResponse:
-    response = JsonResponse(error_body(error_dict(code, message, status), request), status=status)
-    for name, value in NO_CACHE.items():
-        response[name] = value
-    return response
+    return _no_cache(JsonResponse(error_body(error_dict(code, message, status), request), status=status))
 
 
 def _not_found(request) -> JsonResponse:
@@ -49,17 +45,18 @@ def _method_not_allowed(request, allowed: str) -> JsonResponse:
     return response
 
 
-def _store(request, **hit) -> None:
-    # HEAD is what link checkers and scanners send; only a GET counts. Losing one hit to a
-    # database hiccup is better than a broken image or a link that does not open.
-    if request.method != "GET":
-        return
-    try:
-        tracking_hit_store(ip=request.META.get("REMOTE_ADDR"), user_agent=request.META.get("HTTP_USER_AGENT"),
-                           **hit)
-    except DatabaseError:
-        logger.warning("Could not store a tracking hit", exc_info=True)
+def _client(request) -> dict:
+    return {"ip": request.META.get("REMOTE_ADDR"), "user_agent": request.META.get("HTTP_USER_AGENT")}
 
+
+def _no_cache(response):
+    for name, value in NO_CACHE.items():
+        response[name] = value
+    return response
+
+
+# HEAD is what link checkers and scanners send: it is answered, but only a GET counts. Losing a
+# hit to a database hiccup is better than a broken image or a link that does not open.
 
 def open_pixel(request, token: str):
     if request.method not in ("GET", "HEAD"):
@@ -67,11 +64,12 @@ def open_pixel(request, token: str):
     parsed = tracking_token_read(token, kind="o")
     if parsed is None:
         return _not_found(request)
-    _store(request, kind=TrackingHitKind.OPEN, email_public_id=parsed.email_public_id)
-    response = HttpResponse(PIXEL, content_type="image/gif")
-    for name, value in NO_CACHE.items():
-        response[name] = value
-    return response
+    if request.method == "GET":
+        try:
+            tracking_open_store(email_public_id=parsed.email_public_id, **_client(request))
+        except DatabaseError:
+            logger.warning("Could not store an open", exc_info=True)
+    return _no_cache(HttpResponse(PIXEL, content_type="image/gif"))
 
 
 def click_redirect(request, token: str):
@@ -80,15 +78,19 @@ def click_redirect(request, token: str):
     parsed = tracking_token_read(token, kind="c")
     if parsed is None:
         return _not_found(request)
-    url = tracked_link_url(email_public_id=parsed.email_public_id, link_index=parsed.link_index)
+    target = {"email_public_id": parsed.email_public_id, "link_index": parsed.link_index}
+    url = None
+    if request.method == "GET":
+        try:
+            url = tracking_click_store(**target, **_client(request))
+        except DatabaseError:
+            logger.warning("Could not store a click", exc_info=True)
+            url = tracked_link_url(**target)
+    else:
+        url = tracked_link_url(**target)
     if url is None:  # the email was deleted: a valid token, but nothing to send anyone to
         return _not_found(request)
-    _store(request, kind=TrackingHitKind.CLICK, email_public_id=parsed.email_public_id,
-           link_index=parsed.link_index, url=url)
-    response = HttpResponseRedirect(url)
-    for name, value in NO_CACHE.items():
-        response[name] = value
-    return response
+    return _no_cache(HttpResponseRedirect(url))
 
 
 def _page(template: str, context: dict, status: int = 200) -> HttpResponse:
