@@ -175,7 +175,7 @@ def usage_get(*, account: Account, today: date | None = None) -> dict:
     today = today or utc_today()
     month = today.replace(day=1)
     month_end = month.replace(day=calendar.monthrange(month.year, month.month)[1])
-    used = MonthlyUsage.objects.filter(account=account, month=month).values_list("emails", flat=True).first() or 0
+    used = MonthlyUsage.objects.filter(account=account, month=month).aggregate(n=Sum("emails"))["n"] or 0
     per_subaccount = dict(
         DailyCounter.objects.filter(account=account, dimension=Dimension.ALL, environment=Environment.LIVE,
                                     day__gte=month, day__lte=month_end)

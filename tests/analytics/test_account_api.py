@@ -118,3 +118,17 @@ def test_usage_of_an_unlimited_plan_has_no_quota(api, tenants):
     assert body["emails"] == {"used": 1, "quota": None, "remaining": None}
     assert body["rate_limit"] == {"requests_per_minute": 1200}
     assert [s["emails"] for s in body["subaccounts"]] == [1, 0]
+
+
+def test_usage_counts_only_the_current_utc_month(tenants):
+    from datetime import date
+
+    from analytics.selectors import usage_get
+
+    for when in ("2026-02-28 23:59:59", "2026-03-01 00:00:00", "2026-03-31 23:59:59", "2026-04-01 00:00:00"):
+        record(make_email(tenants.a1), "queued", at(when))
+    record(make_email(tenants.a1), "scheduled", at("2026-03-02 00:00"))
+    record(make_email(tenants.a1), "scheduled", at("2026-03-03 00:00"), rescheduled=True)  # same email again
+    usage = usage_get(account=tenants.a1.account, today=date(2026, 3, 15))
+    assert usage["period"]["start"] == date(2026, 3, 1) and usage["period"]["end"] == date(2026, 3, 31)
+    assert [(s["name"], s["emails"]) for s in usage["subaccounts"]] == [("a1", 3), ("a2", 0)]

@@ -141,3 +141,18 @@ def test_the_simulator_pipeline_is_counted_end_to_end(tenants):
     assert counters(tenants.a1, day=today, environment="test", dimension="tag", value="sim") == {
         "accepted": 1, "sent": 1, "delivered": 1, "opened": 1, "unique_opened": 1, "clicked": 1,
         "unique_clicked": 1, "hard_bounced": 1}
+
+
+def test_the_portable_fallback_adds_like_the_upsert(tenants):
+    from analytics import services
+    from analytics.rollups import new_tally, tally_add
+
+    email = make_email(tenants.a1, tags=["x"])
+    for _ in range(2):
+        tally = new_tally()
+        tally_add(tally, event_type="sent", data={}, timestamp=at("2026-03-01 12:00"),
+                  subaccount_id=email.subaccount_id, account_id=email.account_id, environment="live",
+                  tags=email.tags, from_domain=email.from_domain)
+        services._increment_portably(sorted(tally.items()))
+    assert counters(tenants.a1, day="2026-03-01") == {"sent": 2}
+    assert counters(tenants.a1, day="2026-03-01", dimension="tag", value="x") == {"sent": 2}
