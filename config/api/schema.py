@@ -1,9 +1,25 @@
-"""OpenAPI: the envelope around every response, the error responses, the key headers.
+"""OpenAPI: the envelope around every response, the exact error answers, the headers, the key schemes.
 
-drf-spectacular's response hook (``_get_response_bodies``) is private API; the schema
-snapshot test catches a release that changes it.
+The schema is a product (clients are generated from it), so each operation says exactly which
+error codes it can answer with, under which status, and which headers come back:
+
+- every operation: ``internal_error`` 500 and ``not_acceptable`` 406 (an ``Accept`` without JSON);
+- authenticated ones: ``authentication_error`` 401, ``authorization_error`` 403 (scope, suspended
+  tenant), ``rate_limit_exceeded`` 429 with ``Retry-After``;
+- with an id in the path: ``not_found`` 404 (another tenant's object is not found too);
+- with a JSON body: ``bad_request`` 400, ``payload_too_large`` 413, ``unsupported_media_type`` 415,
+  ``validation_error`` 422; with query parameters: ``validation_error`` 422;
+- plus what the view declares with :func:`raises` (``conflict``, ``quota_exceeded``, ...).
+
+drf-spectacular's response hook (``_get_response_bodies``) is private API; the schema snapshot
+test (tests/api/test_schema_snapshot.py) catches a release that changes what it produces.
 """
 
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import uritemplate
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
@@ -11,53 +27,128 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
+from config.api import errors
+
 PAGINATION_PARAMETERS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description="Items per page, 1-100 (default 20)."),
     OpenApiParameter("offset", OpenApiTypes.INT, description="Items to skip (default 0)."),
 ]
 
+# Fixed values so that the generated schema (and docs/openapi.yaml) is the same on every run.
+EXAMPLE_META = {"request_id": "req_4f1c2a9e8b7d6c5b4a3f2e1d", "timestamp": "2026-05-04T09:30:00.000Z"}
+
 _META = {
     "type": "object",
     "required": ["request_id", "timestamp"],
     "properties": {
-        "request_id": {"type": "string", "example": "req_4f1c2a9e8b7d6c5b4a3f2e1d"},
-        "timestamp": {"type": "string", "format": "date-time"},
+        "request_id": {"type": "string", "description": "Also sent as the X-Request-Id header.",
+                       "example": EXAMPLE_META["request_id"]},
+        "timestamp": {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."},
+    },
+}
+_API_ERROR = {
+    "type": "object",
+    "required": ["code", "message", "status", "details"],
+    "properties": {
+        "code": {"type": "string", "example": "validation_error",
+                 "description": "Stable machine-readable code; each operation lists the ones it can answer."},
+        "message": {"type": "string", "description": "Human-readable; may change between releases."},
+        "status": {"type": "integer", "description": "The HTTP status, repeated."},
+        "details": {"type": "object", "additionalProperties": {},
+                    "description": "For validation errors: field name (dotted for nested fields) to messages."},
     },
 }
 _ERROR_ENVELOPE = {
     "type": "object",
     "required": ["success", "error", "meta"],
     "properties": {
-        "success": {"type": "boolean", "enum": [False]},
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "status", "details"],
-            "properties": {
-                "code": {"type": "string", "example": "validation_error"},
-                "message": {"type": "string"},
-                "status": {"type": "integer"},
-                "details": {"type": "object", "additionalProperties": {}},
-            },
-        },
+        "success": {"type": "boolean", "description": "Always false on an error."},
+        "error": {"$ref": "#/components/schemas/ApiError"},
         "meta": {"$ref": "#/components/schemas/Meta"},
     },
 }
-_ERRORS = {
-    "400": "Malformed JSON (`bad_request`).",
-    "401": "Missing, invalid, revoked or wrong kind of API key (`authentication_error`).",
-    "403": "The key lacks a scope or the tenant is suspended (`authorization_error`).",
-    "404": "No such object for this tenant (`not_found`).",
-    "413": "Request body too large (`payload_too_large`).",
-    "422": "Invalid input (`validation_error` and friends); `details` names the fields.",
-    "429": "Rate limit (`rate_limit_exceeded`, with Retry-After) or quota (`quota_exceeded`).",
-    "500": "Unexpected error (`internal_error`).",
+
+_HEADER_REQUEST_ID = {
+    "schema": {"type": "string"}, "required": True,
+    "description": "Echoes meta.request_id (a well-formed X-Request-Id sent by the client is kept).",
 }
-_RATE_HEADERS = {
-    "X-Request-Id": {"schema": {"type": "string"}, "description": "Echoes meta.request_id."},
-    "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed per minute."},
-    "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left in the window."},
-    "X-RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Epoch seconds when it resets."},
+_HEADERS_RATE = {
+    "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed per minute for this key."},
+    "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left in the current minute."},
+    "X-RateLimit-Reset": {"schema": {"type": "integer"},
+                          "description": "Epoch seconds when the window resets."},
 }
+_HEADER_RETRY_AFTER = {"schema": {"type": "integer"},
+                       "description": "Seconds to wait (rate_limit_exceeded only; a quota resets monthly)."}
+_HEADER_REPLAY = {"schema": {"type": "string", "enum": ["true"]},
+                  "description": "Present when this is the stored response of an earlier request with the "
+                                 "same Idempotency-Key and body."}
+
+def _component_name(header: str) -> str:
+    return header.removeprefix("X-").replace("-", "")  # X-RateLimit-Limit -> RateLimitLimit
+
+
+_SUCCESS_HEADERS = {
+    "RequestId": _HEADER_REQUEST_ID,
+    **{_component_name(name): {**header, "required": True} for name, header in _HEADERS_RATE.items()},
+    "IdempotentReplay": _HEADER_REPLAY,
+}
+
+
+def _header_ref(name: str) -> dict:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+_RESPONSE_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 406: "NotAcceptable",
+                   409: "Conflict", 413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "Unprocessable",
+                   429: "TooManyRequests", 500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable"}
+_DEFAULT_ERRORS = {c.status: [c] for c in (
+    errors.BadRequest, errors.AuthenticationError, errors.AuthorizationError, errors.NotFound, errors.NotAcceptable,
+    errors.Conflict, errors.PayloadTooLarge, errors.UnsupportedMediaType, errors.ValidationError,
+    errors.RateLimitExceeded, errors.ApplicationError)}
+
+_STATUS_TEXT = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 406: "Not acceptable",
+                409: "Conflict", 413: "Payload too large", 415: "Unsupported media type",
+                422: "Unprocessable content", 429: "Too many requests", 500: "Internal server error",
+                502: "Bad gateway", 503: "Service unavailable"}
+
+# A realistic ``details`` for the codes whose details carry something.
+_EXAMPLE_DETAILS: dict[str, dict] = {
+    "validation_error": {"to": ["At least one recipient is required."]},
+    "quota_exceeded": {"quota": 10000, "used": 10000},
+    "domain_not_verified": {"from": ["acme.com is not verified."]},
+    "template_not_found": {"template_id": ["No template named 'welcome'."]},
+    "invalid_variables": {"variables": ["'user_name' is undefined."]},
+    "conflict": {"name": ["Already exists."]},
+}
+
+_PATH_PARAMETERS = {
+    "subaccount_id": "The sub-account's id (`sub_...`).",
+    "key_id": "The API key's id (`key_...`).",
+    "email_id": "The email's id (`msg_...`).",
+    "credential_id": "The SMTP credential's id (`smtp_...`).",
+    "ref": "The suppression's id (`sup_...`) or the suppressed address.",
+    "webhook_id": "The webhook endpoint's id (`whk_...`).",
+    "delivery_id": "The webhook delivery's id (`whd_...`), also its webhook-id header.",
+}
+
+
+def raises(*error_classes: type[errors.ApplicationError]) -> Callable:
+    """Documents the errors a view method answers with beyond the ones every operation of its kind
+    has (see the module docstring): ``@raises(errors.Conflict)`` above (or below) ``@extend_schema``."""
+
+    def decorate(method):
+        method._mailroom_raises = (*getattr(method, "_mailroom_raises", ()), *error_classes)
+        return method
+
+    return decorate
+
+
+def error_example(error_class: type[errors.ApplicationError]) -> dict[str, Any]:
+    return {"success": False,
+            "error": {"code": error_class.code, "message": error_class.default_message, "status": error_class.status,
+                      "details": _EXAMPLE_DETAILS.get(error_class.code, {})},
+            "meta": EXAMPLE_META}
 
 
 class EnvelopeAutoSchema(AutoSchema):
@@ -78,27 +169,102 @@ class EnvelopeAutoSchema(AutoSchema):
                 name = ("Patched" if patched else "") + qualname[-2].removesuffix("Api") + base
         return name
 
+    def _get_parameters(self):
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            if parameter["in"] == "path" and not parameter.get("description"):
+                parameter["description"] = _PATH_PARAMETERS.get(parameter["name"], "")
+        return parameters
+
+    # --- what this operation can answer -------------------------------------------------------
+
+    def _authenticated(self) -> bool:
+        return bool(self.view.get_authenticators())
+
+    def _has_body(self) -> bool:
+        return self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None
+
+    def _idempotent(self, parameters) -> bool:
+        return any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in parameters)
+
+    def _error_classes(self, parameters) -> list[type[errors.ApplicationError]]:
+        found: list[type[errors.ApplicationError]] = [errors.ApplicationError, errors.NotAcceptable]
+        if self._authenticated():
+            found += [errors.AuthenticationError, errors.AuthorizationError, errors.RateLimitExceeded]
+        if uritemplate.variables(self.path):
+            found.append(errors.NotFound)
+        if self._has_body():
+            found += [errors.BadRequest, errors.PayloadTooLarge, errors.UnsupportedMediaType, errors.ValidationError]
+        if any(p["in"] == "query" for p in parameters):
+            found.append(errors.ValidationError)
+        method = getattr(self.view, self.method.lower(), None)
+        found += getattr(method, "_mailroom_raises", ())
+        unique: dict[str, type[errors.ApplicationError]] = {}
+        for error_class in found:
+            unique.setdefault(error_class.code, error_class)
+        return sorted(unique.values(), key=lambda c: (c.status, c.code))
+
+    def _error_response(self, status: int, classes, error_ref: dict) -> dict:
+        """A ``components/responses`` entry per status and set of codes, so that the answers every
+        operation shares are written once (``NotFound``) and a particular set is named after its
+        operation (``EmailsSendUnprocessable``)."""
+        name = _RESPONSE_NAMES.get(status, f"Error{status}")
+        if [c.code for c in classes] != [c.code for c in _DEFAULT_ERRORS.get(status, ())]:
+            name = "".join(part.capitalize() for part in self.get_operation_id().split("_")) + name
+        if not self._authenticated():
+            name = "Public" + name
+        lines = "\n".join(f"- `{c.code}`: {c.default_message}" for c in classes)
+        headers: dict[str, Any] = {"X-Request-Id": _header_ref("RequestId")}
+        if self._authenticated() and status != 401:
+            headers.update(_HEADERS_RATE)  # on the requests whose key was recognised
+        if status == 429:
+            headers["Retry-After"] = _HEADER_RETRY_AFTER
+        response = {
+            "description": f"{_STATUS_TEXT.get(status, 'Error')}. `error.code` is one of:\n\n{lines}",
+            "headers": headers,
+            "content": {"application/json": {
+                "schema": error_ref,
+                "examples": {c.code: {"summary": c.code, "value": error_example(c)} for c in classes},
+            }},
+        }
+        component = ResolvedComponent(name=name, type=ResolvedComponent.RESPONSE, schema=response, object=name)
+        self.registry.register_on_missing(component)
+        return component.ref
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         meta_ref = self._register("Meta", _META)
+        self._register("ApiError", _API_ERROR)
         error_ref = self._register("ErrorEnvelope", _ERROR_ENVELOPE)
-        authenticated = bool(self.view.get_authenticators())
+        for name, header in _SUCCESS_HEADERS.items():
+            self.registry.register_on_missing(
+                ResolvedComponent(name=name, type=ResolvedComponent.HEADER, schema=header, object=name))
+        parameters = self._get_parameters()
         for code, response in responses.items():
+            if not code.startswith("2"):
+                continue
             for media in response.get("content", {}).values():
-                if code.startswith("2"):
-                    media["schema"] = {
-                        "type": "object",
-                        "required": ["success", "data", "meta"],
-                        "properties": {"success": {"type": "boolean"}, "data": media["schema"],
-                                       "meta": meta_ref},
-                    }
-            if authenticated:
-                response.setdefault("headers", {}).update(_RATE_HEADERS)
-        for code, description in _ERRORS.items():
-            responses.setdefault(code, {
-                "description": description,
-                "content": {"application/json": {"schema": error_ref}},
-            })
+                media["schema"] = {
+                    "type": "object",
+                    "required": ["success", "data", "meta"],
+                    "properties": {"success": {"type": "boolean", "description": "Always true on success."},
+                                   "data": media["schema"], "meta": meta_ref},
+                }
+                for example in media.get("examples", {}).values():
+                    example["value"] = {"success": True, "data": example["value"], "meta": EXAMPLE_META}
+            if not response.get("description") or response["description"] == "No response body":
+                response["description"] = {"200": "OK.", "201": "Created.", "204": "Done; no body."}.get(code, "OK.")
+            headers = response.setdefault("headers", {})
+            headers["X-Request-Id"] = _header_ref("RequestId")
+            if self._authenticated():
+                headers.update({name: _header_ref(_component_name(name)) for name in _HEADERS_RATE})
+            if self._idempotent(parameters):
+                headers["X-Idempotent-Replay"] = _header_ref("IdempotentReplay")
+        by_status: dict[int, list] = defaultdict(list)
+        for error_class in self._error_classes(parameters):
+            by_status[error_class.status].append(error_class)
+        for status in sorted(by_status):
+            responses[str(status)] = self._error_response(status, by_status[status], error_ref)
         return responses
 
 
@@ -118,6 +284,12 @@ def list_of(key: str, serializer_class) -> serializers.Serializer:
     if name not in _pages:
         _pages[name] = inline_serializer(name, {key: serializer_class(many=True), "pagination": Pagination()})
     return _pages[name]
+
+
+def page_example(key: str, *items: dict, total: int | None = None) -> dict[str, Any]:
+    """The data of a list response, for an ``OpenApiExample``."""
+    total = len(items) if total is None else total
+    return {key: list(items), "pagination": {"total": total, "limit": 20, "offset": 0, "has_more": total > len(items)}}
 
 
 class SubAccountKeyScheme(OpenApiAuthenticationExtension):
