@@ -14,8 +14,9 @@ from accounts.serializers import (
     SubAccountKeyInput,
     SubAccountOutput,
 )
+from config.api import errors
 from config.api.pagination import paginate
-from config.api.schema import PAGINATION_PARAMETERS, list_of
+from config.api.schema import PAGINATION_PARAMETERS, list_of, raises
 
 
 class AccountAPIView(APIView):
@@ -53,6 +54,7 @@ class SubAccountListApi(AccountAPIView):
         return Response(paginate(request, selectors.subaccount_list(account=request.account),
                                  key="subaccounts", serializer_class=SubAccountOutput))
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="subaccounts_create", summary="Create a sub-account", tags=["account"],
                    request=Input, responses={201: SubAccountOutput})
     def post(self, request):
@@ -74,6 +76,7 @@ class SubAccountDetailApi(AccountAPIView):
         subaccount = selectors.subaccount_get(account=request.account, subaccount_id=subaccount_id)
         return Response(SubAccountOutput(subaccount).data)
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="subaccounts_update", summary="Update a sub-account", tags=["account"],
                    request=Input, responses=SubAccountOutput)
     def patch(self, request, subaccount_id: str):

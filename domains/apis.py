@@ -5,9 +5,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import errors
 from config.api.errors import ValidationError
 from config.api.pagination import paginate
-from config.api.schema import PAGINATION_PARAMETERS, list_of
+from config.api.schema import PAGINATION_PARAMETERS, list_of, raises
 from domains import records, selectors, services
 from domains.models import DomainStatus
 from domains.names import to_unicode
@@ -98,6 +99,7 @@ class DomainListApi(APIView):
         domains = selectors.domain_list(subaccount=request.subaccount, **filters.validated_data)
         return Response(paginate(request, domains, key="domains", serializer_class=SendingDomainOutput))
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="domains_create", summary="Add a sending domain",
                    description="Makes an RSA-2048 DKIM key and returns the DNS records to publish.",
                    tags=TAGS, request=Input, responses={201: SendingDomainOutput})

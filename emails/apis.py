@@ -7,9 +7,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import errors
 from config.api.errors import ValidationError
 from config.api.pagination import paginate
-from config.api.schema import PAGINATION_PARAMETERS, list_of
+from config.api.schema import PAGINATION_PARAMETERS, list_of, raises
 from emails import selectors, services
 from emails.models import EmailAttachment, SuppressionReason
 from emails.serializers import (
@@ -77,6 +78,8 @@ class EmailListApi(APIView):
         emails = selectors.email_list(subaccount=request.subaccount, **values)
         return Response(paginate(request, emails, key="emails", serializer_class=EmailOutput))
 
+    @raises(errors.DomainNotVerified, errors.TemplateNotFound, errors.InvalidVariables, errors.RecipientSuppressed,
+            errors.IdempotencyConflict, errors.IdempotencyMismatch, errors.QuotaExceeded)
     @extend_schema(operation_id="emails_send", summary="Send an email", tags=["emails"],
                    request=SendEmailRequest, parameters=[IDEMPOTENCY_HEADER], responses={201: SendResultOutput})
     def post(self, request):
@@ -96,6 +99,7 @@ class EmailBatchApi(APIView):
     required_scopes = {"POST": SEND_SCOPES}
     max_body_bytes = 40 * 1024 * 1024
 
+    @raises(errors.IdempotencyConflict, errors.IdempotencyMismatch)
     @extend_schema(operation_id="emails_send_batch", summary="Send up to 500 emails", tags=["emails"],
                    request=BatchRequest, parameters=[IDEMPOTENCY_HEADER], responses={200: BatchOutput})
     def post(self, request):
@@ -132,6 +136,7 @@ class EmailDetailApi(APIView):
             "events", "delivery_attempts").get(pk=email.pk)
         return Response(EmailDetailOutput(email).data)
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="emails_reschedule", summary="Reschedule a scheduled email", tags=["emails"],
                    request=RescheduleInput, responses=EmailOutput)
     def patch(self, request, email_id: str):
@@ -141,6 +146,7 @@ class EmailDetailApi(APIView):
         email = services.email_reschedule(email=email, scheduled_at=data.validated_data["scheduled_at"])
         return Response(EmailOutput(email).data)
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="emails_delete", summary="Cancel a queued or scheduled email", tags=["emails"],
                    request=None, responses=EmailOutput)
     def delete(self, request, email_id: str):
@@ -162,6 +168,7 @@ class EmailEventsApi(APIView):
 class EmailCancelApi(APIView):
     required_scopes = {"POST": SEND_SCOPES}
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="emails_cancel", summary="Cancel a queued or scheduled email", tags=["emails"],
                    request=None, responses={200: EmailOutput})
     def post(self, request, email_id: str):
@@ -172,6 +179,7 @@ class EmailCancelApi(APIView):
 class EmailResendApi(APIView):
     required_scopes = {"POST": SEND_SCOPES}
 
+    @raises(errors.DomainNotVerified, errors.RecipientSuppressed, errors.QuotaExceeded)
     @extend_schema(operation_id="emails_resend", summary="Send the same content again as a new email",
                    tags=["emails"], request=None, responses={201: EmailOutput})
     def post(self, request, email_id: str):

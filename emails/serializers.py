@@ -134,6 +134,9 @@ class SendEmailRequest(serializers.Serializer):
 
 class BatchRequest(serializers.Serializer):
     emails = SendEmailRequest(many=True, max_length=500)
+    # The whole batch's key; the Idempotency-Key header wins over it.
+    idempotency_key = serializers.CharField(required=False, max_length=255)
+    idempotency_window_hours = serializers.IntegerField(required=False, min_value=1, max_value=72)
 
 
 class BatchItemError(serializers.Serializer):

@@ -5,8 +5,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import errors
 from config.api.pagination import paginate
-from config.api.schema import PAGINATION_PARAMETERS, list_of
+from config.api.schema import PAGINATION_PARAMETERS, list_of, raises
 from templates_app import rendering, selectors, services
 
 TAGS = ["templates"]
@@ -74,6 +75,7 @@ class TemplateListApi(APIView):
         return Response(paginate(request, selectors.template_list(subaccount=request.subaccount),
                                  key="templates", serializer_class=TemplateSummaryOutput))
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="templates_create", summary="Create a template (version 1)", tags=TAGS,
                    request=Input, responses={201: TemplateOutput})
     def post(self, request):
@@ -102,6 +104,7 @@ class TemplateDetailApi(APIView):
         template = selectors.template_get(subaccount=request.subaccount, template_ref=template_id)
         return Response(TemplateOutput(template).data)
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="templates_update",
                    summary="Update a template; a content change stores a new version", tags=TAGS,
                    parameters=[TEMPLATE_REF], request=Input, responses=TemplateOutput)
@@ -149,6 +152,7 @@ class TemplateRenderApi(APIView):
         html = serializers.CharField(allow_null=True)
         text = serializers.CharField(allow_null=True)
 
+    @raises(errors.InvalidVariables)
     @extend_schema(operation_id="templates_render",
                    summary="Render a template with variables (preview; nothing is sent)", tags=TAGS,
                    parameters=[TEMPLATE_REF], request=Input, responses=Output)

@@ -9,8 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import errors
 from config.api.pagination import paginate
-from config.api.schema import PAGINATION_PARAMETERS, list_of
+from config.api.schema import PAGINATION_PARAMETERS, list_of, raises
 from webhooks import selectors, services
 from webhooks.models import SUBSCRIBABLE_EVENT_TYPES, DeliveryStatus, EventType
 
@@ -173,6 +174,7 @@ class WebhookRecoverApi(APIView):
         since = serializers.DateTimeField(help_text="Re-send failed deliveries created at or after this time.")
         until = serializers.DateTimeField(required=False, help_text="... and before this time (default: now).")
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="webhooks_recover",
                    summary="Queue again every failed delivery since a time", tags=TAGS, request=Input,
                    responses=inline_serializer("WebhookRecoverOutput", {"recovered": serializers.IntegerField()}))
@@ -222,6 +224,7 @@ class WebhookDeliveryDetailApi(APIView):
 class WebhookDeliveryRetryApi(APIView):
     required_scopes = SCOPES
 
+    @raises(errors.Conflict)
     @extend_schema(operation_id="webhooks_deliveries_retry",
                    summary="Send a delivery again (same webhook-id, fresh retry schedule)",
                    tags=TAGS, request=None, responses=DeliveryOutput)
