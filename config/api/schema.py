@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import uritemplate
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
@@ -133,6 +135,29 @@ _PATH_PARAMETERS = {
 }
 
 
+def _portable_integer_range(field) -> tuple[int, int] | None:
+    """Django's portable range of the model integer field behind a ModelSerializer field, when the
+    field's bounds are the connected database's column bounds (not a validator of the model's own)."""
+    # Imported here: it imports django.db.models, which settings loading must not.
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    parent = getattr(field, "parent", None)
+    model = getattr(getattr(parent, "Meta", None), "model", None)
+    if model is None or not isinstance(getattr(field, "source", None), str):
+        return None
+    try:
+        model_field = model._meta.get_field(field.source)
+    except FieldDoesNotExist:
+        return None
+    internal = model_field.get_internal_type()
+    if internal not in BaseDatabaseOperations.integer_field_ranges:
+        return None
+    low, high = connection.ops.integer_field_range(internal)
+    if getattr(field, "min_value", None) not in (None, low) or getattr(field, "max_value", None) not in (None, high):
+        return None
+    return BaseDatabaseOperations.integer_field_ranges[internal]
+
+
 def raises(*error_classes: type[errors.ApplicationError]) -> Callable:
     """Documents the errors a view method answers with beyond the ones every operation of its kind
     has (see the module docstring): ``@raises(errors.Conflict)`` above (or below) ``@extend_schema``."""
@@ -168,6 +193,23 @@ class EnvelopeAutoSchema(AutoSchema):
             if base.startswith(qualname[-1]):
                 name = ("Patched" if patched else "") + qualname[-2].removesuffix("Api") + base
         return name
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        portable = _portable_integer_range(field)
+        if portable is not None and schema.get("type") == "integer":
+            # Model integer fields get the connected database's column range (SQLite: 64 bits, PostgreSQL:
+            # 32 bits for IntegerField): publish Django's portable range so that the schema is the same
+            # whichever database generated it (docs/openapi.yaml is compared byte for byte).
+            low, high = portable
+            schema.pop("format", None)
+            if "minimum" in schema:
+                schema["minimum"] = low
+            if "maximum" in schema:
+                schema["maximum"] = high
+            if high > 2**31 - 1 or low < -(2**31):
+                schema["format"] = "int64"
+        return schema
 
     def _get_parameters(self):
         parameters = super()._get_parameters()
@@ -309,3 +351,8 @@ class AccountKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-Account-ApiKey",
                 "description": "Account key (mr_acct_...). `Authorization: Bearer <key>` is accepted too."}
+
+
+# `make schema` writes docs/openapi.yaml with these overrides (`spectacular --custom-settings`), so the
+# committed copy does not depend on the machine's MAILROOM_PUBLIC_URL; the served schema keeps it.
+PUBLISHED_SETTINGS = {"SERVERS": [{"url": "http://localhost:8000", "description": "A local `make run`."}]}
