@@ -13,9 +13,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from accounts.models import Account, SubAccount, TenantStatus
 from domains.selectors import dkim_signing_key
 from emails.dkim import dkim_sign
 from emails.mime import build_mime, outgoing_message
@@ -48,6 +49,13 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
+def not_suspended(emails: QuerySet[Email]) -> QuerySet[Email]:
+    """Leave out mail of suspended accounts and sub-accounts: it stays queued, untouched, and is
+    claimed once the tenant is resumed. Subqueries, not joins, so FOR UPDATE locks only emails."""
+    return (emails.exclude(account_id__in=Account.objects.filter(status=TenantStatus.SUSPENDED).values("pk"))
+            .exclude(subaccount_id__in=SubAccount.objects.filter(status=TenantStatus.SUSPENDED).values("pk")))
+
+
 def email_claim(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> list[int]:
     """Move due queued rows to ``sending`` atomically; returns the ids this caller now owns.
 
@@ -56,7 +64,7 @@ def email_claim(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> lis
     """
     now = timezone.now()
     skip_locked = connection.features.has_select_for_update_skip_locked
-    due = Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now)
+    due = not_suspended(Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now))
     with transaction.atomic():
         claimed: list[int] = []
         if ids:
@@ -83,11 +91,17 @@ def _envelope(email: Email) -> list[str]:
     return [r.address for r in email.recipients.all() if not r.suppressed]
 
 
-def _build(email: Email):
+def _build(email: Email, signing_keys: dict | None = None):
     envelope = _envelope(email)
     attachments = list(email.attachments.all())
     raw = build_mime(email=email, envelope_to=envelope, attachments=attachments).as_bytes()
-    key = dkim_signing_key(subaccount_id=email.subaccount_id, domain=email.from_domain)
+    # A batch mostly shares one sender domain: look its key up once (the lookup IDNA-encodes
+    # the domain before its cache, a few percent of a worker's CPU when done per message).
+    signing_keys = {} if signing_keys is None else signing_keys
+    if (email.subaccount_id, email.from_domain) not in signing_keys:
+        signing_keys[email.subaccount_id, email.from_domain] = dkim_signing_key(
+            subaccount_id=email.subaccount_id, domain=email.from_domain)
+    key = signing_keys[email.subaccount_id, email.from_domain]
     if key is not None:
         raw = dkim_sign(raw, domain=key.domain, selector=key.selector, private_key_pem=key.private_key_pem)
     return outgoing_message(email=email, envelope_to=envelope, attachments=attachments, raw=raw)
@@ -102,9 +116,10 @@ def email_dispatch(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> 
                   .prefetch_related("recipients", "attachments"))
     results: list[_Result] = []
     live: list[tuple[Email, object]] = []
+    signing_keys: dict = {}
     for email in emails:
         try:
-            message = _build(email)
+            message = _build(email, signing_keys)
         except Exception as exc:  # a message we cannot build will never send: fail it, keep the batch
             logger.exception("Building %s failed", email.public_id)
             results.append(_Result(email, SendOutcome(ok=False, permanent=True, response=f"build error: {exc}")))
