@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from config.ids import PublicIdField
@@ -144,3 +145,31 @@ class SmtpCredential(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditLog(models.Model):
+    """One thing an operator did in the admin: who, what, to which object, when. Append-only.
+
+    The actor's username is copied so the history survives the staff user's deletion; the
+    object is named by label, primary key and text for the same reason (it may be gone).
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor_username = models.CharField(max_length=150)
+    action = models.CharField(max_length=100, help_text='e.g. "emails.email.cancel" or "accounts.plan.change".')
+    object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model")
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="auditlog_object"),
+            models.Index(fields=["actor_username", "-created_at"], name="auditlog_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_username} {self.action} {self.object_repr}"
