@@ -47,7 +47,7 @@ if TESTING:
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_apps.MailroomAdminConfig",  # django.contrib.admin with the Mailroom site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -231,6 +231,8 @@ MAILROOM_ENCRYPTION_KEYS = env_list("MAILROOM_ENCRYPTION_KEYS", [])
 MAILROOM_KEY_CACHE_SECONDS = env_int("MAILROOM_KEY_CACHE_SECONDS", 30)
 # Failed authentications allowed per client IP per minute before 429.
 MAILROOM_AUTH_FAILURES_PER_MINUTE = env_int("MAILROOM_AUTH_FAILURES_PER_MINUTE", 30)
+# Failed admin logins allowed per client address and per username (django-ratelimit rate).
+MAILROOM_ADMIN_LOGIN_RATE = env_str("MAILROOM_ADMIN_LOGIN_RATE", "10/m")
 # Request body limit for ordinary endpoints; sending endpoints declare their own.
 MAILROOM_MAX_BODY_BYTES = env_int("MAILROOM_MAX_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
