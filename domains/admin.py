@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from accounts.audit import audit_outcome
 from domains import records, services
 from domains.models import DkimKey, Domain
 
@@ -69,6 +70,7 @@ class DomainAdmin(admin.ModelAdmin):
         for domain in queryset:
             checked = services.domain_verify(domain=domain)
             results[checked.status] = results.get(checked.status, 0) + 1
+            audit_outcome(request, domain, checked.status)
         summary = ", ".join(f"{count} {status}" for status, count in sorted(results.items()))
         self.message_user(request, f"Checked {sum(results.values())} domain(s): {summary}.", messages.SUCCESS)
 

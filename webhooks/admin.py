@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from accounts.audit import audit_outcome
+from config.admin_pagination import EstimatedCountPaginator
 from webhooks import delivery, services
 from webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookEvent
 
@@ -79,10 +81,14 @@ class WebhookAttemptInline(admin.TabularInline):
 class WebhookEventAdmin(admin.ModelAdmin):
     list_display = ("public_id", "event_type", "endpoint", "status", "attempt_count", "last_status_code",
                     "next_attempt_at", "created_at")
-    list_filter = ("status", "event_type")
-    search_fields = ("public_id", "endpoint__public_id", "endpoint__url")
+    list_filter = ("status", "event_type", "created_at")
+    search_fields = ("=public_id", "=endpoint__public_id", "endpoint__url")
     list_select_related = ("endpoint",)
-    date_hierarchy = "created_at"
+    raw_id_fields = ("endpoint",)
+    # A large table: no count(*) of every row per page, and no date_hierarchy (its year/month
+    # links are a DISTINCT over the whole table).
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     inlines = (WebhookAttemptInline,)
     actions = ("retry_deliveries",)
     readonly_fields = ("public_id", "endpoint", "event_type", "body", "status", "attempt_count", "schedule_step",
@@ -101,9 +107,34 @@ class WebhookEventAdmin(admin.ModelAdmin):
         for event in queryset.select_related("endpoint"):
             if not event.endpoint.enabled:
                 skipped += 1
+                audit_outcome(request, event, "skipped: endpoint disabled")
                 continue
             services.webhook_delivery_retry(event=event)
             retried += 1
+            audit_outcome(request, event, "queued again")
         self.message_user(request, f"{retried} delivery(ies) queued again at {timezone.now():%H:%M:%S}.")
         if skipped:
             self.message_user(request, f"{skipped} skipped: their endpoint is disabled.", level=messages.WARNING)
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(admin.ModelAdmin):
+    """Every delivery attempt, read-only (history)."""
+
+    list_display = ("event", "attempted_at", "status_code", "succeeded", "duration_ms", "error")
+    list_filter = ("succeeded", "attempted_at")
+    list_select_related = ("event",)
+    search_fields = ("=event__public_id",)
+    raw_id_fields = ("event",)
+    ordering = ("-id",)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
