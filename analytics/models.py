@@ -32,6 +32,10 @@ class DailyCounter(models.Model):
     environment = models.CharField(max_length=4)
     dimension = models.CharField(max_length=8, choices=Dimension.choices)
     value = models.CharField(max_length=255, blank=True, default="", help_text="The tag or domain; empty for all.")
+    # Each recording transaction adds to one of MAILROOM_ANALYTICS_SHARDS rows per key, picked at
+    # random: concurrent sends of one sub-account would otherwise all wait on the same row lock
+    # until the previous send commits. Queries sum the shards (they already sum days).
+    shard = models.PositiveSmallIntegerField(default=0)
 
     accepted = models.BigIntegerField(default=0, help_text="Emails accepted (queued or scheduled).")
     sent = models.BigIntegerField(default=0)
@@ -56,7 +60,7 @@ class DailyCounter(models.Model):
         constraints = [
             # The upsert's conflict target; its column order serves the sub-account queries
             # (equality on everything but the day, then a day range).
-            models.UniqueConstraint(fields=["subaccount", "dimension", "value", "environment", "day"],
+            models.UniqueConstraint(fields=["subaccount", "dimension", "value", "environment", "day", "shard"],
                                     name="analytics_counter_key"),
         ]
         indexes = [

@@ -1,8 +1,10 @@
 """Rollup writes: increments as events are recorded, and the rebuild from event rows."""
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
@@ -12,7 +14,7 @@ from analytics.rollups import Key, Tally, new_tally, tally_add
 from emails.models import EmailEvent
 
 _KEY_COLUMNS = ("subaccount_id", "dimension", "value", "environment", "day", "account_id")
-_CONFLICT_COLUMNS = _KEY_COLUMNS[:5]
+_CONFLICT_COLUMNS = (*_KEY_COLUMNS[:5], "shard")
 # PostgreSQL caps a statement at 65,535 parameters; 2,000 rows x 22 columns stays below it.
 _MAX_ROWS_PER_STATEMENT = 2000
 
@@ -38,20 +40,21 @@ def _increment(tally: Tally) -> None:
     # Sorted by key, every transaction locks rows in the same order: two batches touching the
     # same rows queue behind each other instead of deadlocking.
     rows = sorted(tally.items())
+    shard = random.randrange(max(1, settings.MAILROOM_ANALYTICS_SHARDS))
     if connection.vendor in ("postgresql", "sqlite"):
         for start in range(0, len(rows), _chunk_size()):
-            _upsert(rows[start:start + _chunk_size()])
+            _upsert(rows[start:start + _chunk_size()], shard)
     else:
-        _increment_portably(rows)
+        _increment_portably(rows, shard)
 
 
 def _chunk_size() -> int:
-    columns = len(_KEY_COLUMNS) + len(COUNTERS)
+    columns = len(_KEY_COLUMNS) + 1 + len(COUNTERS)
     max_params = connection.features.max_query_params or 65535
     return max(1, min(_MAX_ROWS_PER_STATEMENT, max_params // columns))
 
 
-def _upsert(rows: list[tuple[Key, dict]]) -> None:
+def _upsert(rows: list[tuple[Key, dict]], shard: int) -> None:
     """INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c (PostgreSQL; SQLite >= 3.24).
 
     The database adds under the row lock, so concurrent writers never lose an increment (a
@@ -60,12 +63,12 @@ def _upsert(rows: list[tuple[Key, dict]]) -> None:
     """
     qn = connection.ops.quote_name
     table = qn(DailyCounter._meta.db_table)
-    columns = (*_KEY_COLUMNS, *COUNTERS)
+    columns = (*_KEY_COLUMNS, "shard", *COUNTERS)
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params: list = []
     for key, counts in rows:
         params.extend((key.subaccount_id, key.dimension, key.value, key.environment,
-                       connection.ops.adapt_datefield_value(key.day), key.account_id))
+                       connection.ops.adapt_datefield_value(key.day), key.account_id, shard))
         params.extend(counts.get(name, 0) for name in COUNTERS)
     sql = (
         f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES {', '.join([row_sql] * len(rows))} "
@@ -76,11 +79,11 @@ def _upsert(rows: list[tuple[Key, dict]]) -> None:
         cursor.execute(sql, params)
 
 
-def _increment_portably(rows: list[tuple[Key, dict]]) -> None:
+def _increment_portably(rows: list[tuple[Key, dict]], shard: int) -> None:
     """For databases without ON CONFLICT: UPDATE with F(), INSERT when missing, retry on a race."""
     for key, counts in rows:
         lookup = {"subaccount_id": key.subaccount_id, "dimension": key.dimension, "value": key.value,
-                  "environment": key.environment, "day": key.day}
+                  "environment": key.environment, "day": key.day, "shard": shard}
         increments = {name: F(name) + value for name, value in counts.items() if value}
         if DailyCounter.objects.filter(**lookup).update(**increments):
             continue
@@ -136,10 +139,12 @@ def _stored(subaccount: SubAccount | None) -> dict[Key, dict]:
     rows = DailyCounter.objects.all()
     if subaccount is not None:
         rows = rows.filter(subaccount=subaccount)
-    stored = {}
+    stored: dict[Key, dict] = {}
     for row in rows.order_by().values(*_KEY_COLUMNS, *COUNTERS).iterator(chunk_size=5000):
         key = Key(*(row[c] for c in _KEY_COLUMNS))
-        stored[key] = {name: row[name] for name in COUNTERS}
+        totals = stored.setdefault(key, dict.fromkeys(COUNTERS, 0))
+        for name in COUNTERS:  # the shards of one key add up
+            totals[name] += row[name]
     return stored
 
 

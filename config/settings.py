@@ -226,6 +226,8 @@ MAILROOM_TRACKING_HOST = env_str("MAILROOM_TRACKING_HOST", "track.mailroom.local
 # Fernet key(s) encrypting secrets at rest (DKIM private keys); comma-separated, newest first,
 # for rotation. Derived from SECRET_KEY (with a distinct salt) when unset.
 MAILROOM_ENCRYPTION_KEYS = env_list("MAILROOM_ENCRYPTION_KEYS", [])
+# Rows per analytics counter key that recording transactions spread over (see analytics.models).
+MAILROOM_ANALYTICS_SHARDS = env_int("MAILROOM_ANALYTICS_SHARDS", 8)
 # How long an authenticated key stays in a process's memory before the database is asked
 # again: revocation reaches every process within this many seconds.
 MAILROOM_KEY_CACHE_SECONDS = env_int("MAILROOM_KEY_CACHE_SECONDS", 30)
@@ -251,6 +253,8 @@ SMTP_RELAY_MAX_MESSAGE_BYTES = env_int("SMTP_RELAY_MAX_MESSAGE_BYTES", 10 * 1024
 SMTP_RELAY_TIMEOUT_SECONDS = env_int("SMTP_RELAY_TIMEOUT_SECONDS", 300)
 # Worker threads (each with its own database connection) for the relay's database work.
 SMTP_RELAY_THREADS = env_int("SMTP_RELAY_THREADS", 16)
+# Relay processes sharing the port (SO_REUSEPORT): one process uses about one core.
+SMTP_RELAY_PROCESSES = env_int("SMTP_RELAY_PROCESSES", 1)
 
 # --- Django REST framework / OpenAPI --------------------------------------------------------
 REST_FRAMEWORK = {

@@ -19,7 +19,6 @@ from accounts.models import Account
 from emails.models import MonthlyUsage
 
 SLOTS = 8
-_known_rows: set[tuple[int, date]] = set()
 
 
 def month_start(today: date | None = None) -> date:
@@ -27,9 +26,7 @@ def month_start(today: date | None = None) -> date:
     return today.replace(day=1)
 
 
-def _ensure_rows(account: Account, month: date) -> None:
-    if (account.pk, month) in _known_rows:
-        return
+def _create_rows(account: Account, month: date) -> None:
     try:
         with transaction.atomic():
             MonthlyUsage.objects.bulk_create(
@@ -37,7 +34,6 @@ def _ensure_rows(account: Account, month: date) -> None:
                 ignore_conflicts=True)
     except IntegrityError:  # created concurrently
         pass
-    _known_rows.add((account.pk, month))
 
 
 def quota_used(*, account: Account) -> int:
@@ -59,6 +55,7 @@ def quota_consume(*, account: Account, count: int) -> None:
     if count <= 0:
         return
     month = month_start()
-    _ensure_rows(account, month)
-    MonthlyUsage.objects.filter(account=account, month=month, slot=random.randrange(SLOTS)).update(
-        emails=F("emails") + count)
+    slot = MonthlyUsage.objects.filter(account=account, month=month, slot=random.randrange(SLOTS))
+    if not slot.update(emails=F("emails") + count):  # the month's first send: make its rows
+        _create_rows(account, month)
+        slot.update(emails=F("emails") + count)

@@ -153,6 +153,6 @@ def test_the_portable_fallback_adds_like_the_upsert(tenants):
         tally_add(tally, event_type="sent", data={}, timestamp=at("2026-03-01 12:00"),
                   subaccount_id=email.subaccount_id, account_id=email.account_id, environment="live",
                   tags=email.tags, from_domain=email.from_domain)
-        services._increment_portably(sorted(tally.items()))
+        services._increment_portably(sorted(tally.items()), 0)
     assert counters(tenants.a1, day="2026-03-01") == {"sent": 2}
     assert counters(tenants.a1, day="2026-03-01", dimension="tag", value="x") == {"sent": 2}
