@@ -12,9 +12,10 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
-from email.parser import BytesParser
+from email.message import EmailMessage, Message
+from email.parser import BytesParser, Parser
 
 from config.api.errors import ValidationError
 from emails.validation import RESERVED_HEADERS
@@ -41,7 +42,12 @@ PASSTHROUGH_HEADERS = {
 }
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]{1,76}$")  # the API's rule (emails/validation.py)
 _FILENAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
-_PARSER = BytesParser(_class=EmailMessage, policy=policy.default)
+# Two parses of one message, both cheap: policy.default decodes the top-level headers
+# (RFC 2047 words, RFC 6532 UTF-8, address lists) and stops at the body; compat32 walks the
+# MIME tree. policy.default on the whole tree re-parses Content-Type on every access and cost
+# several times the rest of the relay's work per message.
+_HEADER_PARSER = Parser(_class=EmailMessage, policy=policy.default)
+_TREE_PARSER = BytesParser(policy=policy.compat32)
 
 
 @dataclass
@@ -49,6 +55,13 @@ class ParsedMessage:
     data: dict
     idempotency_key: str | None
     dropped_headers: list[str]
+
+
+def _header_block(raw: bytes) -> str:
+    """The header section as text. Raw 8-bit header bytes are UTF-8 (RFC 6532, which SMTPUTF8
+    clients use); the bytes parser would keep them as undecodable surrogates."""
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+    return raw[:end].decode("utf-8", "replace") + "\r\n\r\n"
 
 
 def _invalid(field: str, message: str) -> ValidationError:
@@ -107,44 +120,61 @@ def _sender(message: EmailMessage, mail_from: str) -> str:
     return _display(senders[0]) if senders else mail_from
 
 
-def _text_of(part: EmailMessage) -> str:
+def _text_of(part: Message) -> str:
+    payload = part.get_payload(decode=True) or b""
     try:
-        content = part.get_content()
-    except (LookupError, UnicodeError):  # an unknown or lying charset: keep what decodes
-        content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        content = payload.decode(part.get_content_charset() or "us-ascii", "replace")
+    except LookupError:  # an unknown charset: keep what decodes
+        content = payload.decode("utf-8", "replace")
     return content.replace("\r\n", "\n")
 
 
-def _leaves(part: EmailMessage):
-    """Every non-multipart part, depth first; an attached message (message/rfc822) is one leaf."""
-    if part.get_content_maintype() == "multipart":
-        for sub in part.iter_parts():
-            yield from _leaves(sub)
-    else:
-        yield part
-
-
-def _attachment(part: EmailMessage, index: int) -> dict:
+def _leaves(part: Message, found: list) -> list[tuple[Message, str]]:
+    """Every non-multipart part with its content type, depth first; an attached message
+    (message/rfc822) is one leaf."""
     content_type = part.get_content_type()
-    if part.get_content_maintype() == "message" and part.is_multipart():
+    if content_type.startswith("multipart/"):
+        for sub in part.get_payload():
+            _leaves(sub, found)
+    else:
+        found.append((part, content_type))
+    return found
+
+
+def _filename(part: Message) -> str:
+    name = part.get_filename() or ""  # RFC 2231 parameters are decoded here
+    if "=?" in name:  # RFC 2047 words in a parameter: not standard, but common
+        try:
+            name = str(make_header(decode_header(name)))
+        except (LookupError, UnicodeError, ValueError):
+            pass
+    return _FILENAME_UNSAFE.sub("_", name.strip())[-255:].lstrip("._ ")
+
+
+def _attachment(part: Message, content_type: str, index: int) -> dict:
+    if content_type.startswith("message/") and part.is_multipart():
         content = part.get_payload(0).as_bytes()
     else:
         content = part.get_payload(decode=True) or b""
-    filename = _FILENAME_UNSAFE.sub("_", (part.get_filename() or "").strip())[-255:].lstrip("._ ")
-    if not filename:
-        filename = f"attachment-{index}{mimetypes.guess_extension(content_type) or '.bin'}"
+    filename = _filename(part) or f"attachment-{index}{mimetypes.guess_extension(content_type) or '.bin'}"
     return {"filename": filename, "content": base64.b64encode(content).decode("ascii"),
             "content_type": content_type}
 
 
-def _bodies(message: EmailMessage) -> tuple[str | None, str | None, list[dict]]:
-    text_part = message.get_body(preferencelist=("plain",))
-    html_part = message.get_body(preferencelist=("html",))
+def _bodies(tree: Message) -> tuple[str | None, str | None, list[dict]]:
+    """The first text/plain and text/html parts not marked as attachments are the bodies (as
+    ``EmailMessage.get_body`` chooses them); every other leaf is an attachment."""
+    text_part = html_part = None
     attachments = []
-    for part in _leaves(message):
-        if part is text_part or part is html_part:
-            continue
-        attachments.append(_attachment(part, len(attachments) + 1))
+    for part, content_type in _leaves(tree, []):
+        if content_type in ("text/plain", "text/html") and part.get_content_disposition() != "attachment":
+            if content_type == "text/plain" and text_part is None:
+                text_part = part
+                continue
+            if content_type == "text/html" and html_part is None:
+                html_part = part
+                continue
+        attachments.append(_attachment(part, content_type, len(attachments) + 1))
     text = _text_of(text_part) if text_part is not None else None
     html = _text_of(html_part) if html_part is not None else None
     return text, html, attachments
@@ -171,9 +201,16 @@ def _headers(message: EmailMessage) -> tuple[dict, dict, list[str]]:
     custom: dict[str, str] = {}
     control: dict = {}
     dropped: list[str] = []
-    for name, raw_value in message.items():
+    seen: set[str] = set()
+    for name in message.keys():  # names only: a value is parsed when it is used
         lowered = name.lower()
-        value = _unfold(str(raw_value))
+        if not (lowered.startswith("x-") or lowered in PASSTHROUGH_HEADERS):
+            continue  # From, To, Date, Message-ID, MIME structure...: the platform writes those
+        if lowered in seen:
+            dropped.append(name)  # a repeated header: the first one counts, as for the API's dict
+            continue
+        seen.add(lowered)
+        value = _unfold(str(message[name]))
         if lowered.startswith(CONTROL_PREFIX):
             field = CONTROL_HEADERS.get(lowered)
             if field is None:
@@ -181,12 +218,9 @@ def _headers(message: EmailMessage) -> tuple[dict, dict, list[str]]:
                                      f"{', '.join(sorted(h.title() for h in CONTROL_HEADERS))}.")
             control[field] = _control_value(field, name, value)
             continue
-        if not (lowered.startswith("x-") or lowered in PASSTHROUGH_HEADERS):
-            continue  # From, To, Date, Message-ID, MIME structure...: the platform writes those
         # Whatever the API would refuse is dropped rather than failing the whole message:
         # an SMTP client cannot fix headers its mail library adds on its own.
-        if (not _HEADER_NAME_RE.match(name) or lowered in RESERVED_HEADERS or lowered.startswith("content-")
-                or len(value) > 998 or name in custom):
+        if not _HEADER_NAME_RE.match(name) or lowered in RESERVED_HEADERS or len(value) > 998:
             dropped.append(name)
             continue
         custom[name] = value
@@ -196,12 +230,12 @@ def _headers(message: EmailMessage) -> tuple[dict, dict, list[str]]:
 def message_to_send_request(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> ParsedMessage:
     """Translate one received message; raises ValidationError (550 5.6.0) when it cannot be sent."""
     try:
-        message = _PARSER.parsebytes(raw)
+        message = _HEADER_PARSER.parsestr(_header_block(raw), headersonly=True)
         sender = _sender(message, mail_from)
         to, cc, bcc = _recipients(message, rcpt_tos)
         reply_to = [_display(a) for a in _addresses(message, "reply-to")]
         subject = _unfold(str(message["subject"])) if message["subject"] is not None else None
-        text, html, attachments = _bodies(message)
+        text, html, attachments = _bodies(_TREE_PARSER.parsebytes(raw))
         custom, control, dropped = _headers(message)
     except ValidationError:
         raise

@@ -8,10 +8,10 @@ AUTH is required before MAIL in both. ``allow_plaintext_auth`` (development only
 client on a loopback address AUTH without STARTTLS; anyone else still needs TLS.
 """
 
+import asyncio
 import ipaddress
 import logging
-import threading
-import time
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +105,26 @@ class RelaySMTP(SMTP):
             self._auth_require_tls = False
 
 
+def _smtp_kwargs(config: RelayConfig, context) -> dict:
+    """aiosmtpd ``SMTP`` arguments (all but the greeting host name)."""
+    return {
+        "ident": IDENT,
+        "tls_context": None if config.implicit_tls else context,
+        "require_starttls": not config.implicit_tls,
+        "auth_required": True,
+        "auth_require_tls": True,
+        "allow_plaintext_auth": config.allow_plaintext_auth,
+        "data_size_limit": config.max_message_bytes,
+        "enable_SMTPUTF8": True,
+        "timeout": config.timeout_seconds,
+        "command_call_limit": {"AUTH": AUTH_COMMANDS_PER_CONNECTION, "*": 10**9},
+    }
+
+
 class RelayController(Controller):
+    """The relay on aiosmtpd's threaded controller: its own loop in a background thread
+    (tests, embedding). The command runs ``serve`` instead."""
+
     def factory(self):
         return RelaySMTP(self.handler, **self.SMTP_kwargs)
 
@@ -113,46 +132,56 @@ class RelayController(Controller):
 def relay_controller(config: RelayConfig, handler: RelayHandler | None = None) -> RelayController:
     context = server_ssl_context(config.tls_cert, config.tls_key)
     return RelayController(
-        handler or RelayHandler(threads=config.threads),
-        hostname=config.host,
-        port=config.port,
-        ssl_context=context if config.implicit_tls else None,
-        server_hostname=config.hostname,
-        ident=IDENT,
-        tls_context=None if config.implicit_tls else context,
-        require_starttls=not config.implicit_tls,
-        auth_required=True,
-        auth_require_tls=True,
-        allow_plaintext_auth=config.allow_plaintext_auth,
-        data_size_limit=config.max_message_bytes,
-        enable_SMTPUTF8=True,
-        timeout=config.timeout_seconds,
-        command_call_limit={"AUTH": AUTH_COMMANDS_PER_CONNECTION, "*": 10**9},
+        handler or RelayHandler(threads=config.threads), hostname=config.host, port=config.port,
+        ssl_context=context if config.implicit_tls else None, server_hostname=config.hostname,
+        **_smtp_kwargs(config, context),
     )
-
-
-def stop_gracefully(controller: RelayController, *, drain_seconds: float = 30.0) -> None:
-    """Stop accepting connections, let messages being accepted finish, then stop.
-
-    A message cut off mid-acceptance could be stored while its client sees a dropped
-    connection and sends it again; waiting for ``in_flight`` avoids that duplicate.
-    """
-    done = threading.Event()
-
-    def close_listener():
-        if controller.server is not None:
-            controller.server.close()
-        done.set()
-
-    controller.loop.call_soon_threadsafe(close_listener)
-    done.wait(5)
-    deadline = time.monotonic() + drain_seconds
-    while controller.handler.in_flight and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop(controller)
 
 
 def stop(controller: RelayController) -> None:
     """Stop the event loop, then the handler's worker threads (closing their connections)."""
     controller.stop()
     controller.handler.close()
+
+
+def serve(config: RelayConfig, *, reuse_port: bool = False, drain_seconds: float = 30.0,
+          on_ready=None) -> None:
+    """Run the relay on this (main) thread until SIGTERM or SIGINT, then stop gracefully:
+    stop accepting, let messages being accepted finish (up to ``drain_seconds``), close.
+
+    A message cut off mid-acceptance could be stored while its client sees a dropped
+    connection and sends it again; draining avoids that duplicate. ``reuse_port`` lets
+    several processes listen on one port (SO_REUSEPORT; the kernel spreads connections):
+    one process is bound by the GIL to about one core.
+    """
+    handler = RelayHandler(threads=config.threads)
+    context = server_ssl_context(config.tls_cert, config.tls_key)
+    kwargs = {**_smtp_kwargs(config, context), "hostname": config.hostname}
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def main():
+        stopping = asyncio.Event()
+        server = await loop.create_server(
+            lambda: RelaySMTP(handler, loop=loop, **kwargs), host=config.host, port=config.port,
+            ssl=context if config.implicit_tls else None, reuse_port=reuse_port or None,
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        if on_ready is not None:
+            on_ready()
+        await stopping.wait()
+        server.close()
+        deadline = loop.time() + drain_seconds
+        while handler.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    try:
+        loop.run_until_complete(main())
+        sessions = asyncio.all_tasks(loop)  # idle client connections: cut them
+        for task in sessions:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*sessions, return_exceptions=True))
+    finally:
+        loop.close()
+        handler.close()

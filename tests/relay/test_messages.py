@@ -1,9 +1,12 @@
 """What an SMTP client sends lands in the stored email, as the API shows it; bad mail stores nothing."""
 
 import base64
+from datetime import timedelta
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 
 import pytest
+from django.utils import timezone
 
 from emails.models import Email, EmailAttachment, IdempotencyRecord
 from tests.conftest import assert_ok
@@ -181,3 +184,41 @@ def test_base64_and_quoted_printable_bodies_are_decoded(relay, tenants, smtp_log
     email = Email.objects.get(public_id=queued_id(transaction(client, "hello@acme.test", ["ann@example.com"], raw)))
     assert (email.subject, email.text, email.html) == ("Grüße", "Grüße aus Köln", "<p>Grüße</p>")
     client.quit()
+
+
+def _decoded(header: str) -> str:
+    return str(make_header(decode_header(header)))
+
+
+def test_raw_utf8_headers_8bit_bodies_and_encoded_file_names(relay, tenants, smtp_login):
+    raw = ("From: Jörg Müller <joerg@acme.test>\r\nTo: Zoë <zoe@example.com>\r\nSubject: Grüße\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+           "--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           "Schöne Grüße\r\n"
+           "--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+           "Content-Disposition: attachment; filename=\"=?utf-8?q?Rechnung_M=C3=A4rz.pdf?=\"\r\n\r\n"
+           "JVBERi0xLjQ=\r\n"
+           "--b1\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename*=utf-8''d%C3%A9tail%2Fx.csv\r\n"
+           "\r\na,b\r\n--b1--\r\n").encode()
+    client = relay.login(smtp_login(tenants.a1))
+    email = Email.objects.get(public_id=queued_id(transaction(client, "joerg@acme.test", ["zoe@example.com"], raw)))
+    # Stored as the API stores the same names (RFC 2047 words, emails.validation.Address.header).
+    assert [_decoded(email.from_header), _decoded(email.to[0])] == [
+        "Jörg Müller <joerg@acme.test>", "Zoë <zoe@example.com>"]
+    assert (email.subject, email.text) == ("Grüße", "Schöne Grüße")
+    assert sorted(email.attachments.values_list("filename", "content_type")) == [
+        ("Rechnung März.pdf", "application/pdf"), ("détail_x.csv", "text/csv")]  # no path separators
+    client.quit()
+
+
+def test_scheduling_and_unsubscribe_headers_map_to_the_api_fields(relay, api, tenants, smtp_login):
+    when = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    client = relay.login(smtp_login(tenants.a1))
+    email_id = queued_id(transaction(client, "hello@acme.test", ["ann@example.com"], message(
+        X_Mailroom_Scheduled_At=when.isoformat().replace("+00:00", "Z"), X_Mailroom_Unsubscribe="yes")))
+    data = assert_ok(api(tenants.a1.live_key).get(f"/api/v1/emails/{email_id}"))
+    assert data["status"] == "scheduled"
+    assert data["scheduled_at"].startswith(when.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert Email.objects.get(public_id=email_id).unsubscribe is True
+    client.quit()
+

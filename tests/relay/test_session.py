@@ -6,6 +6,7 @@ import smtplib
 import pytest
 from django.db import connection, connections
 
+from accounts import services as account_services
 from accounts.models import Plan
 from emails.models import Email, MonthlyUsage
 from emails.relay import credentials
@@ -287,3 +288,18 @@ def test_rcpt_refuses_bad_addresses_and_too_many_recipients(relay, tenants, smtp
     code, reply = client.rcpt("one-more@example.com")
     assert code == 452 and reply == b"4.5.3 Too many recipients (at most 150 per message)"
     client.quit()
+
+
+def test_a_suspended_sub_account_cannot_authenticate_or_send(relay, tenants, smtp_login):
+    login = smtp_login(tenants.a1)
+    client = relay.login(login)
+    account_services.subaccount_suspend(subaccount=tenants.a1.subaccount, reason="billing")
+    credentials.forget_all()  # what the 30 s login cache does on its own in another process
+    code, reply = client.mail("hello@acme.test")
+    assert (code, reply) == (550, b"5.7.1 This sub-account is suspended: billing")
+    client.quit()
+    other = relay.secure()
+    with pytest.raises(smtplib.SMTPAuthenticationError) as raised:
+        other.login(login.username, login.password)
+    assert (raised.value.smtp_code, raised.value.smtp_error) == (535, b"5.7.8 This sub-account is suspended: billing")
+    assert Email.objects.count() == 0
