@@ -90,8 +90,9 @@ def _accept(login: authenticator.RelayLogin, mail_from: str, rcpt_tos: list[str]
 
     def run():
         email = email_send(subaccount=principal.subaccount, environment=principal.environment, data=parsed.data)
-        # The API's response body, so a key shared by both paths replays the same shape.
-        return 201, EmailOutput(email).data
+        # Kept only for replays, so only built when there is a key: the API's response body,
+        # so that a key used on both paths replays the same shape.
+        return 201, EmailOutput(email).data if parsed.idempotency_key else {"id": email.public_id}
 
     _, body, replayed = idempotent(subaccount=principal.subaccount, key=parsed.idempotency_key,
                                    body=parsed.data, window_hours=None, run=run)
