@@ -13,9 +13,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from accounts.models import Account, SubAccount, TenantStatus
 from domains.selectors import dkim_signing_key
 from emails.dkim import dkim_sign
 from emails.mime import build_mime, outgoing_message
@@ -48,6 +49,13 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
+def not_suspended(emails: QuerySet[Email]) -> QuerySet[Email]:
+    """Leave out mail of suspended accounts and sub-accounts: it stays queued, untouched, and is
+    claimed once the tenant is resumed. Subqueries, not joins, so FOR UPDATE locks only emails."""
+    return (emails.exclude(account_id__in=Account.objects.filter(status=TenantStatus.SUSPENDED).values("pk"))
+            .exclude(subaccount_id__in=SubAccount.objects.filter(status=TenantStatus.SUSPENDED).values("pk")))
+
+
 def email_claim(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> list[int]:
     """Move due queued rows to ``sending`` atomically; returns the ids this caller now owns.
 
@@ -56,7 +64,7 @@ def email_claim(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> lis
     """
     now = timezone.now()
     skip_locked = connection.features.has_select_for_update_skip_locked
-    due = Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now)
+    due = not_suspended(Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now))
     with transaction.atomic():
         claimed: list[int] = []
         if ids:

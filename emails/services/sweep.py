@@ -28,6 +28,7 @@ def _lock_ids(queryset, limit: int) -> list[int]:
 
 def email_sweep() -> dict[str, int]:
     from emails.services.accept import enqueue_dispatch
+    from emails.services.dispatch import not_suspended
 
     now = timezone.now()
     with transaction.atomic():
@@ -41,7 +42,8 @@ def email_sweep() -> dict[str, int]:
         Email.objects.filter(pk__in=expired).update(status=EmailStatus.QUEUED, next_attempt_at=now,
                                                     locked_until=None, enqueued_at=now, updated_at=now)
         # 3. due queued rows nobody is working on (lost publish, retry whose backoff passed)
-        stale = _lock_ids(Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now)
+        #    (a suspended tenant's rows wait: republishing them would only fill the sweep)
+        stale = _lock_ids(not_suspended(Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now))
                           .exclude(enqueued_at__gte=now - republish_after()).order_by("next_attempt_at"),
                           MAX_ROWS_PER_SWEEP)
         Email.objects.filter(pk__in=stale).update(enqueued_at=now)
