@@ -16,6 +16,7 @@ import functools
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy
@@ -53,6 +54,15 @@ class AuditedModelAdmin:
         return {name: (self._audited_action(func, name), name, description)
                 for name, (func, description_name, description) in actions.items()
                 if may_act or getattr(func, "allowed_permissions", None)}
+
+    def changelist_view(self, request, extra_context=None):
+        # Django ignores a posted action the user may not run (the list just renders again);
+        # refuse it outright so a read-only user learns it was not done.
+        if request.method == "POST":
+            posted = {name for name in request.POST.getlist("action") if name}
+            if posted - set(self.get_actions(request)):
+                raise PermissionDenied("You may not run this action.")
+        return super().changelist_view(request, extra_context)
 
     def _audited_action(self, func, name: str):
         if name == "delete_selected":
