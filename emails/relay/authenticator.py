@@ -27,7 +27,6 @@ class RelayLogin:
 
     username: str
     digest: str
-    principal: Principal
 
 
 def _request_for(peer_ip: str):
@@ -63,8 +62,7 @@ def authenticate(*, peer_ip: str, login: bytes, password: bytes) -> AuthResult:
     reason = principal.suspended_reason
     if reason:
         return AuthResult(success=False, handled=False, message=f"535 5.7.8 {replies.clean(reason)}")
-    return AuthResult(success=True, auth_data=RelayLogin(username=username, digest=key_digest(secret),
-                                                          principal=principal))
+    return AuthResult(success=True, auth_data=RelayLogin(username=username, digest=key_digest(secret)))
 
 
 def current_principal(login: RelayLogin) -> tuple[Principal | None, str | None]:
