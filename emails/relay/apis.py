@@ -75,7 +75,7 @@ class SmtpCredentialDetailApi(APIView):
         return Response(SmtpCredentialOutput(credential).data)
 
     @extend_schema(operation_id="smtp_credentials_revoke", summary="Revoke an SMTP credential", tags=["smtp"],
-                   responses=SmtpCredentialOutput)
+                   responses={200: SmtpCredentialOutput})
     def delete(self, request, credential_id: str):
         credential = credentials.smtp_credential_get(subaccount=request.subaccount, credential_id=credential_id)
         return Response(SmtpCredentialOutput(credentials.smtp_credential_revoke(credential=credential)).data)
