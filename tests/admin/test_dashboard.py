@@ -90,8 +90,9 @@ def test_the_webhook_domain_and_quota_figures_match(operator, platform):
 
 
 def test_the_volume_matches_the_rollups(operator, platform):
-    from analytics.models import DailyCounter
     from django.db.models import Sum
+
+    from analytics.models import DailyCounter
 
     page = operator.get("/admin/").content.decode()
     live = DailyCounter.objects.filter(environment="live", dimension="all").aggregate(
