@@ -124,6 +124,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("MAILROOM_CACHE_PREFIX", "mailroom"),
+            # A frozen Redis must not hang API requests: rate limiting fails open after this.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
@@ -281,6 +283,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Enum components as drf-spectacular makes them, then tag descriptions and links (config/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.schema.postprocess"],
     "ENUM_NAME_OVERRIDES": {
         "EmailStatusEnum": "emails.models.EmailStatus",
         "EnvironmentEnum": "accounts.models.Environment",
