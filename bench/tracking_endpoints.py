@@ -4,7 +4,7 @@ bare Django INSERT view, in the same run.
     .venv/bin/python bench/tracking_endpoints.py [--seconds 15] [--connections 16]
 
 One tracked email is sent through the API; its pixel and first link are then hit by wrk on
-loopback under the same gunicorn (2 gthread workers x 8 threads) on the same PostgreSQL. Each
+loopback under the same gunicorn (bench.harness.gunicorn) on the same PostgreSQL. Each
 hit is one INSERT (a click also reads its target): the events are made later by the flush, whose
 own rate is measured at the end. Use BENCH_DB_NAME / BENCH_REDIS_URL to keep away from other runs.
 """
