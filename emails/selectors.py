@@ -26,7 +26,7 @@ def email_list(*, subaccount, status: str | None = None, tag: str | None = None,
         emails = emails.filter(created_at__lte=to_date)
     if environment:
         emails = emails.filter(environment=environment)
-    return emails.defer("html", "text").order_by("-created_at", "-id")
+    return emails.defer("html", "text", "source_html").order_by("-created_at", "-id")
 
 
 def email_get(*, subaccount, email_id: str) -> Email:
