@@ -16,13 +16,16 @@ from emails.tokens import unsubscribe_token
 
 
 class _FoldOnce:
-    """Mixed into every header class: a header folds the same way each time under one policy,
-    so a header object shared between messages (see ``_HeaderClasses``) is folded once."""
+    """Mixed into every header class: a header folds the same way each time under the same
+    settings, so a header object shared between messages (see ``_HeaderClasses``) is folded
+    once. Folding reads only these three policy settings; the key is them, not the policy
+    object, because the generator clones the policy for every part."""
 
     def fold(self, *, policy):
+        key = (policy.linesep, policy.max_line_length, policy.utf8)
         folded = self.__dict__.get("_folded")
-        if folded is None or folded[0] is not policy:
-            folded = self._folded = (policy, super().fold(policy=policy))
+        if folded is None or folded[0] != key:
+            folded = self._folded = (key, super().fold(policy=policy))
         return folded[1]
 
 
