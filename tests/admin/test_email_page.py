@@ -72,7 +72,7 @@ def test_the_raw_mime_is_rebuilt_on_demand_with_attachments(operator, support, d
 
 
 def test_the_timeline_is_capped_with_a_link_to_every_event(operator, delivered, monkeypatch):
-    from emails import admin as emails_admin
+    from emails.admin import emails as emails_admin
 
     monkeypatch.setattr(emails_admin, "TIMELINE_LIMIT", 2)
     page = operator.get(f"/admin/emails/email/{delivered.pk}/change/").content.decode()
