@@ -143,7 +143,7 @@ class TestEmailForm(forms.Form):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "public_id", "kind", "account", "subaccount", "name", "created_at",
                     "last_used_at", "revoked_at"]
-    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter), "created_at"]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter), AccountFilter, "created_at"]
     list_select_related = ["account", "subaccount"]
     search_fields = ["public_id", "prefix", "name", "account__name", "subaccount__name"]
     raw_id_fields = ["account", "subaccount"]

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit_outcome
+from config.admin_filters import SubaccountAccountFilter
 from domains import records, services
 from domains.models import DkimKey, Domain
 
@@ -23,8 +24,8 @@ class DkimKeyInline(admin.TabularInline):
 class DomainAdmin(admin.ModelAdmin):
     list_display = ["name", "public_id", "subaccount", "status", "spf_verified", "dkim_verified",
                     "dmarc_verified", "return_path_verified", "last_checked_at", "created_at"]
-    list_filter = ["status", "dkim_verified", "spf_verified", "dmarc_verified", "return_path_verified",
-                   "created_at"]
+    list_filter = ["status", SubaccountAccountFilter, "dkim_verified", "spf_verified", "dmarc_verified",
+                   "return_path_verified", "created_at"]
     list_select_related = ["subaccount__account"]
     search_fields = ["name", "public_id", "subaccount__name", "subaccount__public_id",
                      "subaccount__account__name", "subaccount__account__public_id"]

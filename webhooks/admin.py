@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from accounts.audit import audit_outcome
+from config.admin_filters import SubaccountAccountFilter
 from config.admin_pagination import EstimatedCountPaginator
 from webhooks import delivery, services
 from webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookEvent
@@ -28,7 +29,7 @@ class FailingFilter(admin.SimpleListFilter):
 class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ("public_id", "url", "subaccount", "enabled", "auto_disabled_flag", "disabled_reason",
                     "failing_since", "last_success_at", "account_notified_at", "created_at")
-    list_filter = (FailingFilter, "enabled", "disabled_reason")
+    list_filter = (FailingFilter, "enabled", "disabled_reason", SubaccountAccountFilter)
     search_fields = ("public_id", "url", "subaccount__public_id", "subaccount__name")
     list_select_related = ("subaccount",)
     raw_id_fields = ("subaccount",)
