@@ -4,7 +4,10 @@ import json
 from django.conf import settings
 from rest_framework.parsers import JSONParser
 
+from config.api import strict
 from config.api.errors import BadRequest, PayloadTooLarge
+
+strict.install()  # JSON bodies typed exactly: see config/api/strict.py
 
 
 class LimitedJSONParser(JSONParser):
