@@ -1,6 +1,6 @@
 """Account-scope API (account keys) and the sub-account's own API keys."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,11 @@ from accounts.serializers import (
 from config.api import errors
 from config.api.pagination import paginate
 from config.api.schema import PAGINATION_PARAMETERS, list_of, raises
+
+SUBACCOUNT_EXAMPLES = [OpenApiExample("A product's mail", request_only=True, value={
+    "name": "Acme Onboarding", "track_opens": True, "track_clicks": False})]
+KEY_EXAMPLES = [OpenApiExample("A send-only key", request_only=True, value={
+    "name": "onboarding-web", "environment": "live", "scopes": ["emails:send", "emails:read"], "rate_limit": 60})]
 
 
 class AccountAPIView(APIView):
@@ -55,7 +60,7 @@ class SubAccountListApi(AccountAPIView):
                                  key="subaccounts", serializer_class=SubAccountOutput))
 
     @raises(errors.Conflict)
-    @extend_schema(operation_id="subaccounts_create", summary="Create a sub-account", tags=["account"],
+    @extend_schema(operation_id="subaccounts_create", examples=SUBACCOUNT_EXAMPLES, summary="Create a sub-account", tags=["account"],
                    request=Input, responses={201: SubAccountOutput})
     def post(self, request):
         data = self.Input(data=request.data)
@@ -125,7 +130,7 @@ class SubAccountKeyListApi(AccountAPIView):
         keys = selectors.api_key_list(account=request.account, subaccount=subaccount)
         return Response(paginate(request, keys, key="api_keys", serializer_class=ApiKeyOutput))
 
-    @extend_schema(operation_id="subaccount_api_keys_create", summary="Create a sub-account API key",
+    @extend_schema(operation_id="subaccount_api_keys_create", examples=KEY_EXAMPLES, summary="Create a sub-account API key",
                    tags=["account"], request=SubAccountKeyInput, responses={201: ApiKeyCreatedOutput})
     def post(self, request, subaccount_id: str):
         subaccount = selectors.subaccount_get(account=request.account, subaccount_id=subaccount_id)
@@ -142,7 +147,7 @@ class SubAccountKeyListApi(AccountAPIView):
 
 class SubAccountKeyDetailApi(AccountAPIView):
     @extend_schema(operation_id="subaccount_api_keys_revoke", summary="Revoke a sub-account API key",
-                   tags=["account"], responses=ApiKeyOutput)
+                   tags=["account"], responses={200: ApiKeyOutput})
     def delete(self, request, subaccount_id: str, key_id: str):
         subaccount = selectors.subaccount_get(account=request.account, subaccount_id=subaccount_id)
         key = selectors.api_key_get(account=request.account, subaccount=subaccount, key_id=key_id)
@@ -168,7 +173,7 @@ class AccountKeyListApi(AccountAPIView):
 
 class AccountKeyDetailApi(AccountAPIView):
     @extend_schema(operation_id="account_api_keys_revoke", summary="Revoke an account API key",
-                   tags=["account"], responses=ApiKeyOutput)
+                   tags=["account"], responses={200: ApiKeyOutput})
     def delete(self, request, key_id: str):
         key = selectors.api_key_get(account=request.account, subaccount=None, key_id=key_id)
         return Response(ApiKeyOutput(services.api_key_revoke(key=key)).data)
@@ -186,7 +191,7 @@ class ApiKeyListApi(APIView):
         keys = selectors.api_key_list(account=request.account, subaccount=request.subaccount)
         return Response(paginate(request, keys, key="api_keys", serializer_class=ApiKeyOutput))
 
-    @extend_schema(operation_id="api_keys_create", summary="Create an API key for this sub-account",
+    @extend_schema(operation_id="api_keys_create", examples=KEY_EXAMPLES, summary="Create an API key for this sub-account",
                    tags=["api-keys"], request=SubAccountKeyInput, responses={201: ApiKeyCreatedOutput})
     def post(self, request):
         data = SubAccountKeyInput(data=request.data)
@@ -205,7 +210,7 @@ class ApiKeyDetailApi(APIView):
     required_scopes = {"*": ("api_keys:write",)}
 
     @extend_schema(operation_id="api_keys_revoke", summary="Revoke one of this sub-account's API keys",
-                   tags=["api-keys"], responses=ApiKeyOutput)
+                   tags=["api-keys"], responses={200: ApiKeyOutput})
     def delete(self, request, key_id: str):
         key = selectors.api_key_get(account=request.account, subaccount=request.subaccount, key_id=key_id)
         return Response(ApiKeyOutput(services.api_key_revoke(key=key)).data)

@@ -33,7 +33,7 @@ class SubAccountKeyInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, default="")
     environment = serializers.ChoiceField(choices=Environment.choices, default="live")
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.values), required=False,
-                                   allow_empty=False)
+                                   allow_empty=False, min_length=1)
     rate_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
 
 

@@ -1,6 +1,6 @@
 """The domains API: thin views over domains.services and domains.selectors."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,10 @@ TAGS = ["domains"]
 DOMAIN_PARAMETER = OpenApiParameter(
     "domain", str, OpenApiParameter.PATH,
     description="The domain name (Unicode or xn-- form) or its id (dom_...).")
+
+
+DOMAIN_EXAMPLES = [OpenApiExample("A sending domain", request_only=True, value={
+    "domain": "acme.com", "return_path_subdomain": "bounces", "track_opens": True})]
 
 
 class DomainDnsRecordOutput(serializers.Serializer):
@@ -100,7 +104,7 @@ class DomainListApi(APIView):
         return Response(paginate(request, domains, key="domains", serializer_class=SendingDomainOutput))
 
     @raises(errors.Conflict)
-    @extend_schema(operation_id="domains_create", summary="Add a sending domain",
+    @extend_schema(operation_id="domains_create", examples=DOMAIN_EXAMPLES, summary="Add a sending domain",
                    description="Makes an RSA-2048 DKIM key and returns the DNS records to publish.",
                    tags=TAGS, request=Input, responses={201: SendingDomainOutput})
     def post(self, request):

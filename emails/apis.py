@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +28,34 @@ from emails.serializers import (
 
 SEND_SCOPES = ("emails:send",)
 READ_SCOPES = ("emails:read",)
+SEND_EXAMPLES = [
+    OpenApiExample("With a template", request_only=True, value={
+        "from": "Acme <hello@acme.com>", "to": "ada@example.com", "template_id": "welcome",
+        "variables": {"company": "Acme", "user_name": "Ada"}, "tags": ["welcome"],
+        "metadata": {"user_id": "u_1042"}}),
+    OpenApiExample("With its own content", request_only=True, value={
+        "from": "Acme <hello@acme.com>", "to": ["ada@example.com"], "reply_to": "support@acme.com",
+        "subject": "Your receipt", "html": "<p>Thanks for your order, Ada!</p>",
+        "text": "Thanks for your order, Ada!", "track_opens": True, "unsubscribe": True,
+        "scheduled_at": "2026-05-04T10:00:00Z"}),
+]
+BATCH_EXAMPLES = [
+    OpenApiExample("Two welcome emails", request_only=True, value={"emails": [
+        {"from": "Acme <hello@acme.com>", "to": "ada@example.com", "template_id": "welcome",
+         "variables": {"company": "Acme", "user_name": "Ada"}},
+        {"from": "Acme <hello@acme.com>", "to": "not-an-address", "template_id": "welcome",
+         "variables": {"company": "Acme", "user_name": "Grace"}},
+    ]}),
+    OpenApiExample("Per-item results", response_only=True, value={"results": [
+        {"index": 0, "id": "msg_3Jf8cVq2LxZr9TbWnK4dPa7e", "status": "queued"},
+        {"index": 1, "error": {"code": "validation_error", "message": "The email is invalid.",
+                               "details": {"to": ["'not-an-address' is not a valid email address."]}}},
+    ], "replayed": False}),
+]
+SUPPRESSION_EXAMPLES = [OpenApiExample("Suppress by hand", request_only=True, value={
+    "address": "ada@example.com", "reason": "manual", "note": "Asked by phone to stop all email."})]
+
+
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
     description="Up to 255 characters; the same key and body within 24 h (up to 72 h) replays the response.",
@@ -39,7 +67,10 @@ def _idempotency(request, body) -> tuple[str | None, int | None]:
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 255 or "\n" in key):
         raise ValidationError(details={"idempotency_key": ["1 to 255 characters on one line."]})
     window = body.get("idempotency_window_hours") if isinstance(body, dict) else None
-    return key, window if isinstance(window, int) and 1 <= window <= 72 else None
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 72):
+        # Refused, not ignored: a client asking for 0 or 100 hours must not get 24 silently.
+        raise ValidationError(details={"idempotency_window_hours": ["A whole number of hours from 1 to 72."]})
+    return key, window
 
 
 def _replay_response(status_code: int, body: dict, replayed: bool) -> Response:
@@ -80,7 +111,7 @@ class EmailListApi(APIView):
 
     @raises(errors.DomainNotVerified, errors.TemplateNotFound, errors.InvalidVariables, errors.RecipientSuppressed,
             errors.IdempotencyConflict, errors.IdempotencyMismatch, errors.QuotaExceeded)
-    @extend_schema(operation_id="emails_send", summary="Send an email", tags=["emails"],
+    @extend_schema(operation_id="emails_send", examples=SEND_EXAMPLES, summary="Send an email", tags=["emails"],
                    request=SendEmailRequest, parameters=[IDEMPOTENCY_HEADER], responses={201: SendResultOutput})
     def post(self, request):
         key, window = _idempotency(request, request.data)
@@ -100,7 +131,7 @@ class EmailBatchApi(APIView):
     max_body_bytes = 40 * 1024 * 1024
 
     @raises(errors.IdempotencyConflict, errors.IdempotencyMismatch)
-    @extend_schema(operation_id="emails_send_batch", summary="Send up to 500 emails", tags=["emails"],
+    @extend_schema(operation_id="emails_send_batch", examples=BATCH_EXAMPLES, summary="Send up to 500 emails", tags=["emails"],
                    request=BatchRequest, parameters=[IDEMPOTENCY_HEADER], responses={200: BatchOutput})
     def post(self, request):
         body = request.data
@@ -148,7 +179,7 @@ class EmailDetailApi(APIView):
 
     @raises(errors.Conflict)
     @extend_schema(operation_id="emails_delete", summary="Cancel a queued or scheduled email", tags=["emails"],
-                   request=None, responses=EmailOutput)
+                   request=None, responses={200: EmailOutput})
     def delete(self, request, email_id: str):
         email = selectors.email_get(subaccount=request.subaccount, email_id=email_id)
         return Response(EmailOutput(services.email_cancel(email=email)).data)
@@ -208,7 +239,7 @@ class SuppressionListApi(APIView):
         rows = selectors.suppression_list(subaccount=request.subaccount, **filters.validated_data)
         return Response(paginate(request, rows, key="suppressions", serializer_class=SuppressionOutput))
 
-    @extend_schema(operation_id="suppressions_add", summary="Suppress a recipient", tags=["suppressions"],
+    @extend_schema(operation_id="suppressions_add", examples=SUPPRESSION_EXAMPLES, summary="Suppress a recipient", tags=["suppressions"],
                    request=Input, responses={201: SuppressionOutput, 200: SuppressionOutput})
     def post(self, request):
         data = self.Input(data=request.data)

@@ -96,20 +96,29 @@ class AttachmentInput(serializers.Serializer):
     content_type = serializers.CharField(required=False, help_text="Guessed from the file name when absent.")
 
 
-@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
-                                                        "maxItems": 50}]})
+@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1},
+                                {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 50}]})
 class OneOrMoreAddresses(serializers.JSONField):
     pass
 
 
-class SendEmailRequest(serializers.Serializer):
-    """Documents the request; validation itself is emails/validation.py (fast path for batches)."""
+@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1},
+                                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                                 "maxItems": 50}]})
+class Recipients(serializers.JSONField):
+    pass
 
-    from_ = OneOrMoreAddresses(help_text='Sender, e.g. "Acme <hello@acme.com>".')
-    to = OneOrMoreAddresses(help_text="Up to 50 recipients.")
+
+class SendEmailRequest(serializers.Serializer):
+    """Either `subject` with `html` and/or `text`, or `template_id` with `variables`."""
+
+    # Documents the request; validation itself is emails/validation.py (fast path for batches).
+
+    from_ = serializers.CharField(help_text='Sender, e.g. "Acme <hello@acme.com>".')
+    to = Recipients(help_text='Up to 50 recipients, each "a@b.com" or "Name <a@b.com>".')
     cc = OneOrMoreAddresses(required=False)
     bcc = OneOrMoreAddresses(required=False)
-    reply_to = OneOrMoreAddresses(required=False)
+    reply_to = OneOrMoreAddresses(required=False, help_text="Up to 10 addresses.")
     subject = serializers.CharField(required=False, max_length=998)
     html = serializers.CharField(required=False)
     text = serializers.CharField(required=False)
@@ -133,7 +142,9 @@ class SendEmailRequest(serializers.Serializer):
 
 
 class BatchRequest(serializers.Serializer):
-    emails = SendEmailRequest(many=True, max_length=500)
+    emails = extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/SendEmailRequestRequest"},
+                                  "minItems": 1, "maxItems": 500})(
+        SendEmailRequest(many=True, min_length=1, max_length=500))
     # The whole batch's key; the Idempotency-Key header wins over it.
     idempotency_key = serializers.CharField(required=False, max_length=255)
     idempotency_window_hours = serializers.IntegerField(required=False, min_value=1, max_value=72)

@@ -1,6 +1,6 @@
 """Template API: CRUD, versions, preview render and validation (DESIGN section 5)."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +15,17 @@ READ_SCOPES = ("emails:read", "templates:write")
 WRITE_SCOPES = ("templates:write",)
 # Three bodies of up to 512 KB each, JSON-escaped.
 TEMPLATE_BODY_BYTES = 4 * 1024 * 1024
+
+CREATE_EXAMPLES = [OpenApiExample("Welcome template", request_only=True, value={
+    "name": "welcome", "subject": "Welcome to {{company}}, {{user_name}}!",
+    "html": "<h1>Welcome to {{company}}, {{user_name}}!</h1>", "text": "Welcome to {{company}}, {{user_name}}!"})]
+RENDER_EXAMPLES = [
+    OpenApiExample("Variables", request_only=True, value={"variables": {"company": "Acme", "user_name": "Ada"}}),
+    OpenApiExample("Rendered", response_only=True, value={
+        "template_id": "tpl_8Hq2Zk4mWc7RtYb1Nf5pLs3x", "template_version": 1, "subject": "Welcome to Acme, Ada!",
+        "html": "<h1>Welcome to Acme, Ada!</h1>", "text": "Welcome to Acme, Ada!"}),
+]
+
 
 TEMPLATE_REF = OpenApiParameter(
     "template_id", str, OpenApiParameter.PATH,
@@ -76,7 +87,7 @@ class TemplateListApi(APIView):
                                  key="templates", serializer_class=TemplateSummaryOutput))
 
     @raises(errors.Conflict)
-    @extend_schema(operation_id="templates_create", summary="Create a template (version 1)", tags=TAGS,
+    @extend_schema(operation_id="templates_create", examples=CREATE_EXAMPLES, summary="Create a template (version 1)", tags=TAGS,
                    request=Input, responses={201: TemplateOutput})
     def post(self, request):
         data = self.Input(data=request.data)
@@ -153,7 +164,7 @@ class TemplateRenderApi(APIView):
         text = serializers.CharField(allow_null=True)
 
     @raises(errors.InvalidVariables)
-    @extend_schema(operation_id="templates_render",
+    @extend_schema(operation_id="templates_render", examples=RENDER_EXAMPLES,
                    summary="Render a template with variables (preview; nothing is sent)", tags=TAGS,
                    parameters=[TEMPLATE_REF], request=Input, responses=Output)
     def post(self, request, template_id: str):

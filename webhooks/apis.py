@@ -4,7 +4,7 @@ deliveries with their attempts, retry and recover."""
 import json
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,11 @@ from webhooks.models import SUBSCRIBABLE_EVENT_TYPES, DeliveryStatus, EventType
 
 SCOPES = {"*": ("webhooks:write",)}
 TAGS = ["webhooks"]
+
+
+WEBHOOK_EXAMPLES = [OpenApiExample("Delivery events", request_only=True, value={
+    "url": "https://acme.com/hooks/mailroom", "events": ["email.delivered", "email.bounced", "email.complained"],
+    "description": "Production"})]
 
 
 class EndpointOutput(serializers.Serializer):
@@ -94,7 +99,7 @@ class WebhookListApi(APIView):
         return Response(paginate(request, selectors.webhook_endpoint_list(subaccount=request.subaccount),
                                  key="webhooks", serializer_class=EndpointOutput))
 
-    @extend_schema(operation_id="webhooks_create", summary="Create a webhook endpoint (returns its secret once)",
+    @extend_schema(operation_id="webhooks_create", examples=WEBHOOK_EXAMPLES, summary="Create a webhook endpoint (returns its secret once)",
                    tags=TAGS, request=Input, responses={201: EndpointWithSecretOutput})
     def post(self, request):
         data = self.Input(data=request.data)

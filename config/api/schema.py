@@ -25,15 +25,16 @@ from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
 from config.api import errors
 
 PAGINATION_PARAMETERS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="Items per page, 1-100 (default 20)."),
-    OpenApiParameter("offset", OpenApiTypes.INT, description="Items to skip (default 0)."),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                     description="Items per page, 1-100 (default 20)."),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0, "default": 0},
+                     description="Items to skip (default 0)."),
 ]
 
 # Fixed values so that the generated schema (and docs/openapi.yaml) is the same on every run.
@@ -356,3 +357,141 @@ class AccountKeyScheme(OpenApiAuthenticationExtension):
 # `make schema` writes docs/openapi.yaml with these overrides (`spectacular --custom-settings`), so the
 # committed copy does not depend on the machine's MAILROOM_PUBLIC_URL; the served schema keeps it.
 PUBLISHED_SETTINGS = {"SERVERS": [{"url": "http://localhost:8000", "description": "A local `make run`."}]}
+
+
+TAGS = [
+    {"name": "emails", "description": "Send (one or a batch of up to 500), list, fetch, reschedule, cancel, resend."},
+    {"name": "templates", "description": "Jinja2 templates with versions, preview rendering and validation."},
+    {"name": "domains", "description": "Sending domains, their DNS records, verification and DKIM rotation."},
+    {"name": "webhooks", "description": "Endpoints that receive signed event notifications, and their deliveries."},
+    {"name": "suppressions", "description": "Recipients that are never sent to, with the reason."},
+    {"name": "analytics", "description": "Counts and rates per day, week or month, per tag and per domain."},
+    {"name": "api-keys", "description": "The sub-account's own API keys (scope `api_keys:write`)."},
+    {"name": "smtp", "description": "SMTP relay credentials (the password is shown once)."},
+    {"name": "account", "description": "Account scope (`X-Account-ApiKey`): sub-accounts, their keys, "
+                                       "account keys, usage and analytics across sub-accounts."},
+]
+
+
+def _data_schema(schema: dict, response: dict) -> dict:
+    body = response.get("content", {}).get("application/json", {}).get("schema", {})
+    data = body.get("properties", {}).get("data", {})
+    if "$ref" in data:
+        data = schema["components"]["schemas"][data["$ref"].rsplit("/", 1)[1]]
+    return data
+
+
+# Realistic values by field name, in the seeds' style, for the response examples made from the schema.
+_EXAMPLE_VALUES: dict[str, Any] = {
+    "from": "Acme <hello@acme.com>", "to": ["ada@example.com"], "cc": [], "bcc": [], "reply_to": [],
+    "subject": "Welcome to Acme, Ada!", "html": "<h1>Welcome to Acme, Ada!</h1>", "text": "Welcome to Acme, Ada!",
+    "tags": ["welcome"], "metadata": {"user_id": "u_1042"}, "name": "welcome", "tag": "welcome",
+    "domain": "acme.com", "unicode_domain": "acme.com", "url": "https://acme.com/hooks/mailroom",
+    "address": "ada@example.com", "recipient": "ada@example.com", "contact_email": "billing@acme.com",
+    "variables": ["company", "user_name"], "required_variables": ["company", "user_name"],
+    "scopes": ["emails:send", "emails:read"], "events": ["email.delivered", "email.bounced"],
+    "username": "smtp_live_7f3k9q2m4x8p", "prefix": "mr_live_9XkQ", "key": "mr_live_9XkQ2w7Rz4LmP0sT8vBc3NdF6hJa",
+    "secret": "whsec_MfKQ9r8GLfTp0oyo3fw5x2ElW8YhaaBw", "password": "q8vT2mZr7KxL4pWn9sYb3CfH",
+    "message_id": "<msg_3Jf8cVq2LxZr9TbWnK4dPa7e@acme.com>", "period": "2026-05-04", "month": "2026-05",
+    "description": "Production", "note": "", "last_error": "", "error": None, "group_by": "day",
+}
+_ID_PREFIXES = {"email": "msg", "event": "evt", "template": "tpl", "domain": "dom", "endpoint": "whk",
+                "delivery": "whd", "suppression": "sup", "subaccount": "sub", "apikey": "key", "smtp": "smtp",
+                "account": "acc"}
+
+
+def _example_id(component: str) -> str:
+    lowered = component.lower()
+    prefix = next((p for word, p in _ID_PREFIXES.items() if word in lowered), "obj")
+    return f"{prefix}_3Jf8cVq2LxZr9TbWnK4dPa7e"
+
+
+def _example(result: dict, schema: dict, name: str = "", component: str = "", depth: int = 0) -> Any:
+    if "$ref" in schema:
+        component = schema["$ref"].rsplit("/", 1)[1]
+        return _example(result, result["components"]["schemas"][component], name, component, depth)
+    if "oneOf" in schema or "allOf" in schema:
+        return _example(result, (schema.get("oneOf") or schema["allOf"])[0], name, component, depth)
+    kind = schema.get("type")
+    value = _EXAMPLE_VALUES.get(name, ...)
+    if value is not ... and (value is None or {"string": str, "array": list, "object": dict}.get(kind) is type(value)):
+        items = schema.get("items", {})
+        if kind != "array" or items.get("type") == "string" or "enum" in items:
+            return value
+    if kind == "string" and (name == "id" or name.endswith("_id")):
+        return _example_id(name.removesuffix("_id") if name != "id" else component or "obj")
+    if "enum" in schema:
+        return next((v for v in schema["enum"] if v not in ("", None)), None)
+    if kind == "object" or "properties" in schema:
+        if depth > 6:
+            return {}
+        return {key: _example(result, sub, key, component, depth + 1)
+                for key, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_example(result, schema.get("items", {}), name.removesuffix("s"), component, depth + 1)]
+    if kind == "string":
+        return {"date-time": "2026-05-04T09:30:00Z", "date": "2026-05-04", "email": "ada@example.com",
+                "uri": "https://acme.com/"}.get(schema.get("format"), name.replace("_", " ") or "text")
+    if kind == "integer":
+        return max(schema.get("minimum", 1), 1)
+    if kind == "number":
+        return 0.5
+    if kind == "boolean":
+        return name not in ("replayed", "has_more", "required")
+    return None
+
+
+def _add_response_examples(result: dict) -> None:
+    """Every success response without an example of its own gets one made from its schema, so that
+    each operation shows one (the views' OpenApiExamples, written by hand, take precedence)."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            for status, response in operation.get("responses", {}).items():
+                media = response.get("content", {}).get("application/json") if status.startswith("2") else None
+                if media is None or media.get("examples"):
+                    continue
+                media["examples"] = {"example": {"summary": operation.get("summary", ""),
+                                                 "value": _example(result, media["schema"])}}
+                media["examples"]["example"]["value"]["meta"] = EXAMPLE_META
+
+
+def postprocess(result: dict, generator, request, public) -> dict:
+    """Tag descriptions, and OpenAPI links from where an id comes from (a create, the first item of
+    a list) to the operations that take it in their path: a stateful client (schemathesis) can
+    follow them from a created object to every operation on it."""
+    result["tags"] = [tag for tag in TAGS if any(
+        tag["name"] in op.get("tags", ()) for item in result["paths"].values() for op in item.values())]
+    paths = result["paths"]
+    for source_path, item in paths.items():
+        for method, operation in item.items():
+            status = {"post": "201", "get": "200"}.get(method)
+            if status not in operation.get("responses", {}):
+                continue
+            data = _data_schema(result, operation["responses"][status])
+            if method == "post" and "id" in data.get("properties", {}):
+                pointer = "$response.body#/data/id"
+            elif method == "get" and "pagination" in data.get("properties", {}):
+                key = next(name for name in data["properties"] if name != "pagination")
+                pointer = f"$response.body#/data/{key}/0/id"
+            else:
+                continue
+            links = {}
+            for target_path, target_item in paths.items():
+                rest = target_path.removeprefix(source_path + "/")
+                if rest == target_path or not rest.startswith("{"):
+                    continue
+                new_param = rest[1:rest.index("}")]
+                if set(uritemplate.variables(target_path)) != set(uritemplate.variables(source_path)) | {new_param}:
+                    continue  # another id the source does not know (a delivery of a new endpoint)
+                for target_method, target in target_item.items():
+                    if method == "get" and target_method != "get":
+                        continue  # a list's first item may be the caller's own key: only read it
+                    parameters = {p["name"]: f"$request.path.{p['name']}" for p in target.get("parameters", [])
+                                  if p["in"] == "path" and p["name"] != new_param}
+                    parameters[new_param] = pointer
+                    name = "".join(part.capitalize() for part in target["operationId"].split("_"))
+                    links[name] = {"operationId": target["operationId"], "parameters": dict(sorted(parameters.items()))}
+            if links:
+                operation["responses"][status]["links"] = dict(sorted(links.items()))
+    _add_response_examples(result)
+    return result
