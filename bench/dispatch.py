@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/dispatch.py [--emails 10000] [--no-post-office]
 
-In one invocation, on a fresh database (``mailroom_bench``, Redis db 12):
+In one invocation, on a fresh database (``mailroom_bench_dispatch``, Redis db 14; override with
+``BENCH_DB_NAME`` / ``BENCH_REDIS_URL``):
 
 1. baseline: plain ``smtplib`` pushes the very MIME bytes the pipeline builds for the seeded
    emails over one reused connection to the sink;
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -40,11 +42,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Not send_api.py's mailroom_bench / Redis db 12: two benchmarks sharing them drop each
+# other's database and drain each other's queue when they run at the same time.
+os.environ.setdefault("BENCH_DB_NAME", "mailroom_bench_dispatch")
+os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 from bench.harness import PG, PYTHON, bench_env, create_account, fresh_database  # noqa: E402
 
 VAR = ROOT / "var"
-CELERY = str(ROOT / ".venv" / "bin" / "celery")
+CELERY = [PYTHON, "-m", "celery"]  # not the console script: it works from any checkout
 SEED_CHUNK = 500  # email_send_batch's maximum
 DKIM_DOMAIN = "bench-signed.example.com"
 PLAIN_DOMAIN = "bench-plain.example.net"
@@ -82,6 +88,22 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -97,6 +119,7 @@ class _SinkHandler:
     def __init__(self, keep: int, keep_dir: Path):
         self.times: dict[str, float] = {}
         self.received = 0
+        self.cpu_at_first = 0.0
         self.keep = keep
         self.keep_dir = keep_dir
 
@@ -106,6 +129,8 @@ class _SinkHandler:
         head = raw[:raw.find(b"\r\n\r\n")]
         found = _MESSAGE_ID.search(head)
         message_id = found.group(1).decode() if found else f"<none-{self.received}>"
+        if not self.received:
+            self.cpu_at_first = time.process_time()
         self.received += 1
         self.times.setdefault(message_id, now)
         if self.received <= self.keep:
@@ -131,6 +156,7 @@ def sink_main(port: int, expect: int, out: Path, keep: int) -> None:
         times = sorted(handler.times.values())
         out.write_text(json.dumps({"received": handler.received, "unique": len(handler.times),
                                    "first": times[0] if times else None, "last": times[-1] if times else None,
+                                   "cpu_seconds": time.process_time() - handler.cpu_at_first,
                                    "times": handler.times}))
 
     print("ready", flush=True)
@@ -247,8 +273,8 @@ def seed(subaccount, n: int, *, domain: str, start: int = 0, scheduled_at=None) 
 
     publish = accept.enqueue_dispatch
     accept.enqueue_dispatch = lambda ids: None  # the benchmark starts the draining itself
+    ids: list[int] = []
     try:
-        public_ids = []
         for chunk in range(start, start + n, SEED_CHUNK):
             items = []
             for i in range(chunk, min(chunk + SEED_CHUNK, start + n)):
@@ -260,10 +286,11 @@ def seed(subaccount, n: int, *, domain: str, start: int = 0, scheduled_at=None) 
             errors = [r for r in results if "error" in r]
             if errors:
                 raise RuntimeError(f"seeding failed: {errors[:3]}")
-            public_ids += [r["id"] for r in results]
+            ids += Email.objects.filter(public_id__in=[r["id"] for r in results]).values_list("pk", flat=True)
+            if (chunk - start) % 10_000 == 0 and chunk > start:
+                print(f"  seeded {chunk - start}", flush=True)
     finally:
         accept.enqueue_dispatch = publish
-    ids = list(Email.objects.filter(public_id__in=public_ids).values_list("pk", flat=True))
     assert len(ids) == n
     return ids
 
@@ -319,7 +346,7 @@ def celery_processes(sink_port: int, *, concurrency: int = 2, beat: bool = False
     procs = []
     with open(log, "w") as worker_log:
         worker = subprocess.Popen(
-            [CELERY, "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
+            [*CELERY, "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
              "--hostname", f"bench-{name}@%h"],
             cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(worker)
@@ -334,7 +361,7 @@ def celery_processes(sink_port: int, *, concurrency: int = 2, beat: bool = False
                 for old in VAR.glob(f"bench-{name}-celerybeat-schedule*"):
                     old.unlink()
                 procs.append(subprocess.Popen(
-                    [CELERY, "-A", "config", "beat", "--loglevel", "WARNING", "--schedule", str(schedule)],
+                    [*CELERY, "-A", "config", "beat", "--loglevel", "WARNING", "--schedule", str(schedule)],
                     cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True))
             yield worker
         finally:
@@ -351,30 +378,38 @@ def celery_processes(sink_port: int, *, concurrency: int = 2, beat: bool = False
 
 # --- the measurements -------------------------------------------------------------------------
 
-def rates(n: int, start: float, result: dict) -> dict:
+def rates(n: int, start: float, result: dict, *, sender_cpu: float | None = None) -> dict:
+    """Rates from the sink's record; CPU per email (ms) of the sender's processes and the sink."""
     total = result["last"] - start
     steady = result["last"] - result["first"]
     return {"emails": n, "seconds": round(total, 2), "rate": round(n / total, 1),
             "steady_seconds": round(steady, 2), "steady_rate": round((n - 1) / steady, 1) if steady > 0 else None,
-            "received": result["received"], "unique": result["unique"]}
+            "received": result["received"], "unique": result["unique"],
+            "sender_cpu_ms": round(sender_cpu / n * 1000, 2) if sender_cpu is not None else None,
+            "sink_cpu_ms": round(result["cpu_seconds"] / n * 1000, 2), "loadavg": loadavg()}
 
 
 def smtplib_push(port: int, messages: list[tuple[str, list[str], bytes]], name: str) -> dict:
     import smtplib
 
     sink = Sink(port, len(messages), name)
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         for mail_from, rcpts, raw in messages:
             client.sendmail(mail_from, rcpts, raw)
-    return rates(len(messages), start, sink.wait(600, label=name))
+    cpu = time.process_time() - cpu
+    return rates(len(messages), start, sink.wait(600, label=name), sender_cpu=cpu)
 
 
-def mailroom_dispatch(port: int, ids: list[int], name: str, *, keep: int = 0, concurrency: int = 2):
+def mailroom_dispatch(port: int, worker, ids: list[int], name: str, *, keep: int = 0, concurrency: int = 2):
     sink = Sink(port, len(ids), name, keep=keep)
+    pids = [worker.pid, *child_pids(worker.pid)]
+    cpu = {pid: cpu_seconds(pid) for pid in pids}
     start = time.time()
     trigger_draining(2 * concurrency)
-    result = rates(len(ids), start, sink.wait(1800, label=name))
+    received = sink.wait(1800, label=name)
+    used = sum(cpu_seconds(pid) - before for pid, before in cpu.items())
+    result = rates(len(ids), start, received, sender_cpu=used)
     result["status_sent"] = sent_count(ids)
     return result, sink.samples()
 
@@ -439,20 +474,25 @@ def post_office_run(port: int, n: int, domain: str) -> dict:
     sink = Sink(port, n, "post-office")
     lockfile = VAR / "bench-post-office"
     start = time.time()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     sender = subprocess.Popen([python, "-m", "django", "send_queued_mail", "--processes", "2", "--lockfile",
                                str(lockfile)], cwd=ROOT, env=env, start_new_session=True)
     try:
-        result = rates(n, start, sink.wait(3600, label="post_office"))
+        received = sink.wait(3600, label="post_office")
     finally:
         sender.wait(timeout=600)
-    return result
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The command and its pool processes, start-up included (it exits when the queue is empty).
+    used = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    return rates(n, start, received, sender_cpu=used)
 
 
 # --- main -------------------------------------------------------------------------------------
 
 def row(label: str, r: dict, base: dict | None) -> str:
     vs = f"{r['steady_rate'] / base['steady_rate']:.0%}" if base else "-"
-    return (f"| {label} | {r['emails']} | {r['seconds']} | {r['rate']:.0f} | {r['steady_rate']:.0f} | {vs} |")
+    return (f"| {label} | {r['emails']} | {r['seconds']} | {r['rate']:.0f} | {r['steady_rate']:.0f} | {vs} | "
+            f"{r['sender_cpu_ms']} | {r['sink_cpu_ms']} | {r['loadavg'].split()[0]} |")
 
 
 def main() -> None:
@@ -477,8 +517,8 @@ def main() -> None:
     results["smtplib_plain"] = smtplib_push(port, plain_messages, "smtplib-plain")
     print(f"  smtplib: {results['smtplib_plain']}", flush=True)
     purge_broker()
-    with celery_processes(port, name="dispatch"):
-        results["mailroom_plain"], _ = mailroom_dispatch(port, plain_ids, "mailroom-plain")
+    with celery_processes(port, name="dispatch") as worker:
+        results["mailroom_plain"], _ = mailroom_dispatch(port, worker, plain_ids, "mailroom-plain")
         print(f"  mailroom, DKIM off: {results['mailroom_plain']}", flush=True)
 
         print(f"seeding {n} emails from {DKIM_DOMAIN} (verified, DKIM key)", flush=True)
@@ -486,9 +526,11 @@ def main() -> None:
         signed_messages = built_messages(signed_ids)
         results["smtplib_signed"] = smtplib_push(port, signed_messages, "smtplib-signed")
         print(f"  smtplib (signed bytes): {results['smtplib_signed']}", flush=True)
-        results["mailroom_signed"], samples = mailroom_dispatch(port, signed_ids, "mailroom-signed", keep=20)
+        results["mailroom_signed"], samples = mailroom_dispatch(port, worker, signed_ids, "mailroom-signed",
+                                                                keep=20)
         results["dkim_check"] = verify_signatures(samples, txt)
         print(f"  mailroom, DKIM on: {results['mailroom_signed']}; {results['dkim_check']}", flush=True)
+        (VAR / "bench-dispatch.json").write_text(json.dumps(results, indent=2))  # kept if post_office fails
 
     results["mime_bytes_plain"] = sum(len(m[2]) for m in plain_messages) // n
     results["mime_bytes_signed"] = sum(len(m[2]) for m in signed_messages) // n
@@ -506,15 +548,16 @@ def main() -> None:
     base_plain, base_signed = results["smtplib_plain"], results["smtplib_signed"]
     print(f"\n{info['date']}; nproc {info['nproc']}, Python {info['python']}, PostgreSQL {info['postgresql']}; "
           f"load average {info['loadavg_start']} at start, {results['machine']['loadavg_end']} at end\n")
-    print("| sender | emails | seconds (start to last) | emails/s | steady emails/s | vs smtplib (steady) |")
-    print("|---|---|---|---|---|---|")
+    print("| sender | emails | seconds (start to last) | emails/s | steady emails/s | vs smtplib (steady) | "
+          "sender CPU ms/email | sink CPU ms/email | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(row("baseline: smtplib, one connection, unsigned MIME", base_plain, None))
     print(row("Mailroom, 2 worker processes, DKIM off", results["mailroom_plain"], base_plain))
     print(row("baseline: smtplib, one connection, signed MIME", base_signed, None))
     print(row("Mailroom, 2 worker processes, DKIM on", results["mailroom_signed"], base_signed))
     po = results["post_office"]
     if "skipped" in po:
-        print(f"| django-post-office | skipped: {po['skipped']} | | | | |")
+        print(f"| django-post-office | skipped: {po['skipped']} | | | | | | | |")
     else:
         print(row(f"{po['version']}, send_queued_mail --processes 2", po, base_plain))
     print()

@@ -28,3 +28,5 @@ EMAIL_PORT = int(os.environ["PO_EMAIL_PORT"])
 EMAIL_TIMEOUT = 30
 POST_OFFICE = {"BACKENDS": {"default": "django.core.mail.backends.smtp.EmailBackend"}}
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+# post_office renders every subject and body as a Django template, even without a template.
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
