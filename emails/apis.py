@@ -63,11 +63,16 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 
 def _idempotency(request, body) -> tuple[str | None, int | None]:
-    key = request.headers.get("Idempotency-Key") or (body.get("idempotency_key") if isinstance(body, dict) else None)
+    body = body if isinstance(body, dict) else {}
+    # A field that is sent must be valid: `null` is not "absent" (the schema says string / integer).
+    if "idempotency_key" in body and not isinstance(body["idempotency_key"], str):
+        raise ValidationError(details={"idempotency_key": ["1 to 255 characters on one line."]})
+    key = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 255 or "\n" in key):
         raise ValidationError(details={"idempotency_key": ["1 to 255 characters on one line."]})
-    window = body.get("idempotency_window_hours") if isinstance(body, dict) else None
-    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 72):
+    window = body.get("idempotency_window_hours", None)
+    if "idempotency_window_hours" in body and (
+            not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 72):
         # Refused, not ignored: a client asking for 0 or 100 hours must not get 24 silently.
         raise ValidationError(details={"idempotency_window_hours": ["A whole number of hours from 1 to 72."]})
     return key, window
