@@ -51,10 +51,11 @@ def create_account() -> dict:
 
 
 @contextmanager
-def gunicorn(port: int = 8711, workers: int = 4):
+def gunicorn(port: int = 8711, workers: int = 2, threads: int = 4):
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--worker-class", "sync", "--log-level", "warning"],
+         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+         "--log-level", "warning"],
         cwd=ROOT, env=bench_env(), start_new_session=True)
     try:
         deadline = time.time() + 30

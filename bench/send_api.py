@@ -1,8 +1,8 @@
 """POST /emails and POST /emails/batch throughput, against a bare Django INSERT view.
 
-    .venv/bin/python bench/send_api.py [--seconds 15] [--connections 8]
+    .venv/bin/python bench/send_api.py [--seconds 15] [--connections 16]
 
-Both run under the same gunicorn (4 sync workers) on the same PostgreSQL and Redis, in the
+Both run under the same gunicorn as the Procfile (2 gthread workers x 4 threads) on the same PostgreSQL and Redis, in the
 same invocation, driven by wrk on loopback. Prints a Markdown table for docs/benchmarks.md.
 """
 
@@ -22,7 +22,7 @@ EMAIL = {"from": "Bench <bench@acme.test>", "to": "user@example.com", "subject":
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     fresh_database()
     keys = create_account()
