@@ -34,8 +34,10 @@ def test_a_batch_is_stored_with_bulk_inserts(api, tenants, outbox_tasks):
         results = assert_ok(_batch(api, tenants.a1.live_key, items))["results"]
     assert all("id" in r for r in results)
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) <= 5, inserts  # emails, recipients, events (+ usage row the first time)
-    assert len(queries.captured_queries) < 30
+    # emails, recipients, events, counters (+ usage rows the first time); SQLite splits a bulk
+    # insert into chunks of its 999-parameter limit, still nothing like one insert per email.
+    assert len(inserts) <= (6 if connection.vendor == "postgresql" else 25), inserts
+    assert len(queries.captured_queries) < 40
     assert Email.objects.count() == 200 and EmailRecipient.objects.count() == 200
     assert EmailEvent.objects.filter(type="queued").count() == 200
 
