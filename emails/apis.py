@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +12,7 @@ from config.api.errors import ValidationError
 from config.api.pagination import paginate
 from config.api.schema import PAGINATION_PARAMETERS, list_of, raises
 from emails import selectors, services
+from emails.insights import email_insights
 from emails.models import EmailAttachment, SuppressionReason
 from emails.serializers import (
     ENVIRONMENT_CHOICES,
@@ -199,6 +200,22 @@ class EmailEventsApi(APIView):
         email = selectors.email_get(subaccount=request.subaccount, email_id=email_id)
         return Response(paginate(request, selectors.email_events(email=email), key="events",
                                  serializer_class=EventOutput))
+
+
+class EmailInsightsApi(APIView):
+    required_scopes = {"GET": READ_SCOPES}
+
+    class Insight(serializers.Serializer):
+        code = serializers.CharField()
+        severity = serializers.ChoiceField(choices=["warning", "info"])
+        message = serializers.CharField()
+        details = serializers.DictField()
+
+    @extend_schema(operation_id="emails_insights", summary="Warnings about an email's deliverability",
+                   tags=["emails"], responses=inline_serializer("EmailInsights", {"insights": Insight(many=True)}))
+    def get(self, request, email_id: str):
+        email = selectors.email_get(subaccount=request.subaccount, email_id=email_id)
+        return Response({"insights": email_insights(email=email)})
 
 
 class EmailCancelApi(APIView):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("emails/batch", apis.EmailBatchApi.as_view()),
     path("emails/<str:email_id>", apis.EmailDetailApi.as_view()),
     path("emails/<str:email_id>/events", apis.EmailEventsApi.as_view()),
+    path("emails/<str:email_id>/insights", apis.EmailInsightsApi.as_view()),
     path("emails/<str:email_id>/cancel", apis.EmailCancelApi.as_view()),
     path("emails/<str:email_id>/resend", apis.EmailResendApi.as_view()),
     path("suppressions", apis.SuppressionListApi.as_view()),

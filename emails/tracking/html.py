@@ -78,6 +78,12 @@ def _scan(source: str) -> _Scan:
     return scanner.scan
 
 
+def link_urls(source: str) -> list[str]:
+    """The ``http(s)`` link targets of a document, in order (notrack links included)."""
+    return [value.strip(_STRIP) for tag in _scan(source).links for key, value in tag.attrs
+            if key == "href" and is_trackable(value)]
+
+
 def is_trackable(url: str | None) -> bool:
     if not url:
         return False

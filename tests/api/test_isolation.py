@@ -75,6 +75,7 @@ OBJECT_ROUTES: dict[str, Route] = {
     "/api/v1/emails/{email_id}": Route("sub", lambda o: [{"email_id": o.email_id}],
                                        {"patch": {"scheduled_at": _later(5)}}),
     "/api/v1/emails/{email_id}/events": Route("sub", lambda o: [{"email_id": o.email_id}]),
+    "/api/v1/emails/{email_id}/insights": Route("sub", lambda o: [{"email_id": o.email_id}]),
     "/api/v1/emails/{email_id}/cancel": Route("sub", lambda o: [{"email_id": o.email_id}]),
     "/api/v1/emails/{email_id}/resend": Route("sub", lambda o: [{"email_id": o.email_id}]),
     "/api/v1/suppressions/{ref}": Route("sub", lambda o: [{"ref": o.suppression_id}, {"ref": o.suppressed}]),
