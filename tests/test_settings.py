@@ -80,7 +80,7 @@ def test_database_and_redis_urls_switch_to_postgresql_and_redis(tmp_path):
                    tmp_path)
     assert probe["engine"] == "django.db.backends.postgresql"
     assert probe["db_name"] == "mail"
-    assert probe["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert probe["cache"] == "config.cache.ReusingRedisCache"
     assert probe["cache_location"] == "redis://cache:6379/2"
     assert probe["broker"] == "redis://cache:6379/2"
     assert probe["embedded"] is False
