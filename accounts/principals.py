@@ -58,10 +58,34 @@ class Principal:
         return None
 
 
+class LastUsedWriter:
+    """Writes a credential's ``last_used_at`` at most once a minute per row and process.
+
+    Remembers when this process last wrote each row (by pk), apart from any cached principal,
+    so reloading an expired cache entry does not cause an extra write. Shared by API keys and
+    SMTP credentials.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._written: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, pk: int, now: float) -> None:
+        with self._lock:
+            last = self._written.get(pk)
+            if last is not None and now - last < LAST_USED_WRITE_INTERVAL:
+                return
+            self._written[pk] = now
+        self.model.objects.filter(pk=pk).update(last_used_at=timezone.now())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._written.clear()
+
+
 _cache: dict[str, tuple[float, Principal]] = {}
-# When this process last wrote each key's last_used_at (by key pk). Kept apart from the cached
-# Principal so that reloading an expired entry does not cause an extra write.
-_last_used_written: dict[int, float] = {}
+_last_used = LastUsedWriter(ApiKey)
 _lock = threading.Lock()
 
 
@@ -89,7 +113,7 @@ def principal_for_key(raw_key: str) -> Principal | None:
             return None
         with _lock:
             _cache[digest] = (now + settings.MAILROOM_KEY_CACHE_SECONDS, principal)
-    _touch(principal, now)
+    _last_used.touch(principal.key_pk, now)
     return principal
 
 
@@ -107,16 +131,6 @@ def _load(digest: str) -> Principal | None:
     )
 
 
-def _touch(principal: Principal, now: float) -> None:
-    """Record ``last_used_at`` at most once a minute per key and process, not on every request."""
-    with _lock:
-        last = _last_used_written.get(principal.key_pk)
-        if last is not None and now - last < LAST_USED_WRITE_INTERVAL:
-            return
-        _last_used_written[principal.key_pk] = now
-    ApiKey.objects.filter(pk=principal.key_pk).update(last_used_at=timezone.now())
-
-
 def forget_digest(digest: str) -> None:
     with _lock:
         _cache.pop(digest, None)
@@ -131,4 +145,4 @@ def forget_account(account_id: int) -> None:
 def forget_all() -> None:
     with _lock:
         _cache.clear()
-        _last_used_written.clear()
+    _last_used.clear()

@@ -19,14 +19,13 @@ from django.utils import timezone
 
 from accounts.keys import digests_match, key_digest
 from accounts.models import KeyKind, Scope, SmtpCredential, SubAccount
-from accounts.principals import Principal
+from accounts.principals import LastUsedWriter, Principal
 from config.api.errors import AuthorizationError, NotFound, ValidationError
 from config.ids import random_token
 
 PASSWORD_PREFIX = "mr_smtp_"
 USERNAME_PREFIX = "smtp"
 _USERNAME_ALPHABET = string.ascii_lowercase + string.digits
-LAST_USED_WRITE_INTERVAL = 60.0
 
 
 def _new_username(environment: str) -> str:
@@ -86,7 +85,7 @@ def smtp_credential_get(*, subaccount: SubAccount, credential_id: str) -> SmtpCr
 # --- Resolving a login ------------------------------------------------------------------------
 
 _cache: dict[tuple[str, str], tuple[float, Principal]] = {}
-_last_used_written: dict[int, float] = {}
+_last_used = LastUsedWriter(SmtpCredential)
 _lock = threading.Lock()
 
 
@@ -115,7 +114,7 @@ def principal_for_digest(username: str, digest: str) -> Principal | None:
             return None
         with _lock:
             _cache[cache_key] = (now + settings.MAILROOM_KEY_CACHE_SECONDS, principal)
-    _touch(principal, now)
+    _last_used.touch(principal.key_pk, now)
     return principal
 
 
@@ -132,17 +131,6 @@ def _load(username: str, digest: str) -> Principal | None:
     )
 
 
-def _touch(principal: Principal, now: float) -> None:
-    """``last_used_at`` at most once a minute per credential and process (kept apart from the
-    cached principal, so reloading an expired entry does not write again)."""
-    with _lock:
-        last = _last_used_written.get(principal.key_pk)
-        if last is not None and now - last < LAST_USED_WRITE_INTERVAL:
-            return
-        _last_used_written[principal.key_pk] = now
-    SmtpCredential.objects.filter(pk=principal.key_pk).update(last_used_at=timezone.now())
-
-
 def forget_username(username: str) -> None:
     with _lock:
         for key in [k for k in _cache if k[0] == username]:
@@ -152,4 +140,4 @@ def forget_username(username: str) -> None:
 def forget_all() -> None:
     with _lock:
         _cache.clear()
-        _last_used_written.clear()
+    _last_used.clear()
