@@ -53,12 +53,29 @@ def domain_ids_due_for_check(*, now: datetime, limit: int) -> list[int]:
                 .values_list("id", flat=True)[:limit])
 
 
+# (subaccount id, domain name) -> (expires, the domain's own track_opens/track_clicks or None).
+# Every send asks; settings change rarely. Changes through domains.services apply at once in
+# the process that made them and within TRACKING_CACHE_SECONDS elsewhere.
+TRACKING_CACHE_SECONDS = 10.0
+_tracking_cache: dict[tuple[int, str], tuple[float, dict]] = {}
+
+
+def domain_tracking_forget(*, subaccount_id: int, domain: str) -> None:
+    _tracking_cache.pop((subaccount_id, lookup_form(domain) or domain), None)
+
+
 def domain_tracking_defaults(*, subaccount, from_domain: str) -> tuple[bool, bool]:
     """(track_opens, track_clicks) for mail from ``from_domain`` when the request says nothing:
     the domain's own setting, else the sub-account's."""
     name = lookup_form(from_domain)
-    row = (subaccount.domains.filter(name=name).values("track_opens", "track_clicks").first()
-           if name else None) or {}
+    key = (subaccount.pk, name or "")
+    cached = _tracking_cache.get(key)
+    if cached and cached[0] > time.monotonic():
+        row = cached[1]
+    else:
+        row = (subaccount.domains.filter(name=name).values("track_opens", "track_clicks").first()
+               if name else None) or {}
+        _tracking_cache[key] = (time.monotonic() + TRACKING_CACHE_SECONDS, row)
     opens = row.get("track_opens")
     clicks = row.get("track_clicks")
     return (subaccount.track_opens if opens is None else opens,

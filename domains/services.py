@@ -121,6 +121,7 @@ def domain_add(*, subaccount, domain: str, return_path_subdomain: str | None = N
     except IntegrityError as exc:  # the same name added twice at once
         raise Conflict(f"{to_unicode(name)} is already a domain of this sub-account.",
                        details={"domain": ["Already added."]}) from exc
+    selectors.domain_tracking_forget(subaccount_id=created.subaccount_id, domain=created.name)
     return _reload(created)
 
 
@@ -144,6 +145,7 @@ def domain_update(*, domain: Domain, track_opens=_UNSET, track_clicks=_UNSET, tr
                 locked.record_states = {k: v for k, v in locked.record_states.items() if k != records.TRACKING}
                 fields += ["tracking_subdomain", "record_states"]
         locked.save(update_fields=fields)
+    selectors.domain_tracking_forget(subaccount_id=locked.subaccount_id, domain=locked.name)
     return _reload(locked)
 
 
@@ -151,6 +153,7 @@ def domain_delete(*, domain: Domain) -> None:
     subaccount_id, name = domain.subaccount_id, domain.name
     domain.delete()
     selectors.dkim_signing_key_forget(subaccount_id=subaccount_id, domain=name)
+    selectors.domain_tracking_forget(subaccount_id=subaccount_id, domain=name)
 
 
 def _reload(domain: Domain) -> Domain:

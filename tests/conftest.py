@@ -214,3 +214,13 @@ def smtp_sink(settings):
     settings.EMAIL_HOST_PASSWORD = ""
     yield sink
     sink.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_domain_tracking_cache():
+    """Domain tracking defaults are cached per process; ids repeat across rolled-back tests."""
+    from domains import selectors
+
+    selectors._tracking_cache.clear()
+    yield
+    selectors._tracking_cache.clear()
