@@ -66,3 +66,20 @@ def test_an_unverified_domain_is_refused_for_live_keys_but_not_test_keys(send, t
     assert response.status_code == 422 and response.json()["error"]["code"] == "domain_not_verified"
     assert Email.objects.count() == 0
     assert_ok(send(tenants.a1.test_key, **{"from": "hello@not-verified.com"}), 201)
+
+
+def test_the_openssl_rsa_step_gives_dkimpys_exact_signature_bytes():
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from dkim import crypto
+
+    from emails.dkim import rsassa_pkcs1_v1_5_sign
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    key = crypto.parse_pem_private_key(pem)
+    for algorithm in ("sha256", "sha1"):
+        digest = hashlib.new(algorithm, b"a message to sign")
+        assert rsassa_pkcs1_v1_5_sign(digest, key) == crypto.RSASSA_PKCS1_v1_5_sign(digest, key)
