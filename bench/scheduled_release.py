@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scheduled_release.py [--emails 10000] [--window 60] [--lead 120] [--dkim]
 
-On a fresh database (``mailroom_bench_dispatch``, Redis db 14, as bench/dispatch.py), N live emails are accepted in-process
+On a fresh database (``mailroom_bench_dispatch``, Redis db 13, as bench/dispatch.py), N live emails are accepted in-process
 with ``email_send_batch`` (500 per call), their ``scheduled_at`` spread evenly over a
 ``--window``-second minute that starts ``--lead`` seconds later. Then ``celery beat`` (the
 product's schedule: the sweeper every second) and ``celery -A config worker --concurrency 2``

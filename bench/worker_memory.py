@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/worker_memory.py [--emails 100000] [--dkim]
 
-On a fresh database (``mailroom_bench_dispatch``, Redis db 14, as bench/dispatch.py), N live emails are accepted in-process with
+On a fresh database (``mailroom_bench_dispatch``, Redis db 13, as bench/dispatch.py), N live emails are accepted in-process with
 ``email_send_batch`` (dispatch not published), then ``celery -A config worker --concurrency 2``
 drains them (``emails.dispatch_due`` rounds) to an aiosmtpd sink in its own process. Live mail
 goes through the whole path (MIME, optional DKIM, SMTP), which test keys would skip. Every
