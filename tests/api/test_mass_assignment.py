@@ -250,7 +250,7 @@ WRITES: dict[tuple[str, str], Write] = {
         lambda c, r: _webhook_stored(c, r, 200), status="disabled"),
     ("post", "/api/v1/webhooks/{webhook_id}/rotate-secret"): Write(
         "live", "post", lambda c: f"/api/v1/webhooks/{_webhook(c)}/rotate-secret", lambda c: {},
-        lambda c, r: _webhook_stored(c, r, 200), status="disabled"),
+        lambda c, r: _webhook_stored(c, r, 200), status="disabled", keep=("secret",)),
     ("post", "/api/v1/suppressions"): Write(
         "live", "post", lambda c: "/api/v1/suppressions", lambda c: {"address": "gone@example.com"},
         _suppression_stored),
