@@ -5,6 +5,7 @@ import functools
 import dkim
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from dkim import crypto as dkim_crypto
 
 # dkimpy's default header list leaves out List-Unsubscribe-Post (RFC 8058 section 4 requires
 # both List-Unsubscribe headers to be covered), so the list is always given explicitly.
@@ -38,6 +39,9 @@ def rsassa_pkcs1_v1_5_sign(hash, private_key: dict) -> bytes:
 
 def install() -> None:
     dkim.RSASSA_PKCS1_v1_5_sign = rsassa_pkcs1_v1_5_sign
+    # dkimpy parses the PEM (ASN.1, in Python) on every signature: once per key is enough. The
+    # parsed key is a plain dict dkimpy only reads.
+    dkim.parse_pem_private_key = functools.lru_cache(maxsize=256)(dkim_crypto.parse_pem_private_key)
 
 
 install()
