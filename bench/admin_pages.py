@@ -31,25 +31,6 @@ from bench import harness  # noqa: E402
 TARGET_MS = 300
 
 
-def _insert_select(model, exprs: dict[str, str], source: str, params: list) -> tuple[str, list]:
-    """INSERT INTO <model> SELECT ...: given columns from ``exprs``, the rest from field defaults."""
-    from django.db import connection
-
-    qn = connection.ops.quote_name
-    columns, values, defaults = [], [], []
-    for field in model._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(qn(field.column))
-        if field.attname in exprs:
-            values.append(exprs[field.attname])
-        else:
-            values.append("%s")
-            defaults.append(field.get_db_prep_save(field.get_default(), connection))
-    sql = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(values)} {source}"
-    return sql, defaults + params
-
-
 def seed(*, emails: int) -> dict:
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
@@ -71,7 +52,7 @@ def seed(*, emails: int) -> dict:
               f"WHEN g > {emails - 500} THEN 'queued' ELSE 'delivered' END")
     html = ("'<html><body><h1>Order ' || g || '</h1><p>' || repeat('Thanks for your order. ', 40) || "
             "'</p><a href=\"https://acme.test/o/' || g || '\">Track</a></body></html>'")
-    email_sql, email_params = _insert_select(Email, {
+    email_sql, email_params = harness.insert_select(Email, {
         "public_id": "'msg_bench' || lpad(g::text, 10, '0')", "account_id": account, "subaccount_id": sub,
         "environment": "'live'", "status": status,
         "from_header": "'Acme <hello@d' || mod(g, 3) || '.bench.test>'",
@@ -88,10 +69,10 @@ def seed(*, emails: int) -> dict:
         timings["emails_s"] = round(time.perf_counter() - began, 1)
         began = time.perf_counter()
         table = Email._meta.db_table
-        sql, params = _insert_select(EmailRecipient, {
+        sql, params = harness.insert_select(EmailRecipient, {
             "email_id": "em.id", "kind": "'to'", "address": "em.\"to\"->>0"}, f"FROM {table} em", [])
         cursor.execute(sql, params)
-        sql, params = _insert_select(DeliveryAttempt, {
+        sql, params = harness.insert_select(DeliveryAttempt, {
             "email_id": "em.id", "number": "1", "attempted_at": "em.created_at + interval '2 seconds'",
             "outcome": "CASE WHEN em.status = 'failed' THEN 'permanent_failure' ELSE 'sent' END",
             "response": "'250 2.0.0 OK queued'", "duration_ms": "40"},
@@ -102,7 +83,7 @@ def seed(*, emails: int) -> dict:
                 ("delivered", "d", "5 minutes", "em.status = 'delivered'"),
                 ("bounced", "b", "1 minute", "em.status = 'bounced'"),
                 ("failed", "f", "2 seconds", "em.status = 'failed'")):
-            sql, params = _insert_select(EmailEvent, {
+            sql, params = harness.insert_select(EmailEvent, {
                 "public_id": f"'evt_b' || em.id || '{suffix}'", "type": f"'{event_type}'",
                 "recipient": "em.\"to\"->>0", "timestamp": f"em.created_at + interval '{offset}'",
                 "provider_event_id": "NULL", "email_id": "em.id"}, f"FROM {table} em WHERE {condition}", [])

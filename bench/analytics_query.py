@@ -61,27 +61,6 @@ def summary(samples: list[float]) -> dict:
 # --- seeding -------------------------------------------------------------------------------
 
 
-def _insert_select(model, exprs: dict[str, str], source: str, params: list) -> tuple[str, list]:
-    """INSERT INTO <model> SELECT ...: given columns from ``exprs``, the rest from field defaults,
-    so the script follows schema changes of the emails app."""
-    from django.db import connection
-
-    qn = connection.ops.quote_name
-    columns, values, defaults = [], [], []
-    for field in model._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(qn(field.column))
-        if field.attname in exprs:
-            values.append(exprs[field.attname])
-        else:
-            values.append("%s")
-            defaults.append(field.get_db_prep_save(field.get_default(), connection))
-    sql = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(values)} {source}"
-    # the SELECT list's defaults come before the FROM/WHERE parameters
-    return sql, defaults + params
-
-
 # r: a per-email pseudo-random 0..999 (delivery outcome); h: 0..99 (engagement)
 R = "mod(em.id * 2654435761, 1000)"
 H = "mod(em.id * 40503 + 7, 100)"
@@ -119,7 +98,7 @@ def seed(subaccount, *, emails: int, days: int) -> dict:
     tags = ("CASE WHEN mod(g, 3) = 0 THEN jsonb_build_array('tag' || mod(g, 5), 'newsletter') "
             "ELSE jsonb_build_array('tag' || mod(g, 5)) END")
     created = f"('{start.isoformat()}'::timestamptz + make_interval(secs => (g - 1) * {spacing!r}))"
-    email_sql, email_params = _insert_select(Email, {
+    email_sql, email_params = harness.insert_select(Email, {
         "public_id": "'msg_bench' || lpad(g::text, 10, '0')",
         "account_id": str(int(subaccount.account_id)), "subaccount_id": str(int(subaccount.pk)),
         "environment": "'live'", "status": "'delivered'",
@@ -140,7 +119,7 @@ def seed(subaccount, *, emails: int, days: int) -> dict:
         timings["emails_s"] = round(time.perf_counter() - began, 1)
         began = time.perf_counter()
         for event_type, suffix, offset, data, condition in EVENT_KINDS:
-            sql, params = _insert_select(EmailEvent, {
+            sql, params = harness.insert_select(EmailEvent, {
                 "public_id": f"'evt_b' || em.id || '{suffix}'", "type": f"'{event_type}'",
                 "recipient": "em.\"to\"->>0", "data": data,
                 "timestamp": f"em.created_at + interval '{offset}'", "provider_event_id": "NULL",

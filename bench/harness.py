@@ -93,3 +93,24 @@ def wrk(url: str, *, body: dict, headers: dict, seconds: int = 15, connections: 
 
 def python_version() -> str:
     return sys.version.split()[0]
+
+
+def insert_select(model, exprs: dict[str, str], source: str, params: list) -> tuple[str, list]:
+    """INSERT INTO <model> SELECT ...: given columns from ``exprs``, the rest from field defaults,
+    so a seeding script follows schema changes of the apps (bench/analytics_query.py, admin_pages.py)."""
+    from django.db import connection
+
+    qn = connection.ops.quote_name
+    columns, values, defaults = [], [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(qn(field.column))
+        if field.attname in exprs:
+            values.append(exprs[field.attname])
+        else:
+            values.append("%s")
+            defaults.append(field.get_db_prep_save(field.get_default(), connection))
+    sql = f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(values)} {source}"
+    # the SELECT list's defaults come before the FROM/WHERE parameters
+    return sql, defaults + params
