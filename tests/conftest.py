@@ -224,3 +224,24 @@ def _fresh_domain_tracking_cache():
     selectors._tracking_cache.clear()
     yield
     selectors._tracking_cache.clear()
+
+
+@pytest.fixture(scope="session")
+def _dns_server_session():
+    from tests.dns_server import LocalDnsServer
+
+    server = LocalDnsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dns_server(_dns_server_session, settings):
+    """A real DNS server on loopback with no records; domain verification asks it alone."""
+    _dns_server_session.reset()
+    settings.DNS_NAMESERVERS = [_dns_server_session.address]
+    # Generous so a loaded CI machine never turns an answer into a timeout; tests that make
+    # the server hang ask for ``short_dns_timeout`` (tests/domains/conftest.py).
+    settings.DNS_TIMEOUT_SECONDS = 3.0
+    yield _dns_server_session
+    _dns_server_session.reset()

@@ -15,7 +15,6 @@ from templates_app.models import Template
 from templates_app.services import template_create
 from tests.admin.conftest import send
 from tests.conftest import assert_exact_error, assert_ok
-from tests.domains.conftest import _dns_server_session, dns_server  # noqa: F401 - fixtures
 from webhooks.models import DeliveryStatus, WebhookEndpoint, WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -191,7 +190,7 @@ def test_disable_and_enable_a_webhook_endpoint(operator, tenants, settings):
     assert len(audit_rows("webhooks.webhookendpoint.enable_endpoints")) == 1
 
 
-def test_verify_now_and_rotate_dkim(operator, tenants, dns_server):  # noqa: F811
+def test_verify_now_and_rotate_dkim(operator, tenants, dns_server):
     domain = domain_services.domain_add(subaccount=tenants.a1.subaccount, domain="acme.test")
     run_action(operator, "domains.domain", "verify_now", [domain.pk])
 

@@ -4,26 +4,6 @@ import types
 import pytest
 
 from domains import selectors
-from tests.dns_server import LocalDnsServer
-
-
-@pytest.fixture(scope="session")
-def _dns_server_session():
-    server = LocalDnsServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def dns_server(_dns_server_session, settings):
-    """A real DNS server on loopback with no records; domain verification asks it alone."""
-    _dns_server_session.reset()
-    settings.DNS_NAMESERVERS = [_dns_server_session.address]
-    # Generous so a loaded CI machine never turns an answer into a timeout; tests that make
-    # the server hang ask for ``short_dns_timeout``.
-    settings.DNS_TIMEOUT_SECONDS = 3.0
-    yield _dns_server_session
-    _dns_server_session.reset()
 
 
 @pytest.fixture

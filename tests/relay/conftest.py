@@ -24,7 +24,6 @@ from emails.relay import credentials
 from emails.relay.server import RelayConfig, relay_controller, stop
 from emails.relay.tls import self_signed_certificate
 from tests.conftest import assert_ok, free_port
-from tests.dns_server import LocalDnsServer
 
 
 @pytest.fixture(scope="session")
@@ -209,27 +208,18 @@ def queued_id(reply: tuple[int, bytes]) -> str:
     return match.group(1).decode()
 
 
-@pytest.fixture(scope="session")
-def _relay_dns_server():
-    server = LocalDnsServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def verified_domain(_relay_dns_server, settings, api):
+def verified_domain(dns_server, settings, api):
     """``verified_domain(tenant, name)``: added and verified through the domains API against a
     real DNS server on loopback that publishes exactly the records the API asked for."""
     from domains.selectors import dkim_signing_key_forget
 
-    _relay_dns_server.reset()
-    settings.DNS_NAMESERVERS = [_relay_dns_server.address]
     settings.DNS_TIMEOUT_SECONDS = 0.6
     dkim_signing_key_forget()
 
     def make(tenant, name: str) -> dict:
         data = assert_ok(api(tenant.live_key).post("/api/v1/domains", {"domain": name}, format="json"), 201)
-        _relay_dns_server.publish(data["dns_records"])
+        dns_server.publish(data["dns_records"])
         checked = assert_ok(api(tenant.live_key).post(f"/api/v1/domains/{name}/verify"))
         assert checked["status"] == "verified", checked
         return checked
