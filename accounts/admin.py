@@ -8,8 +8,8 @@ from django.utils.html import format_html
 from accounts import services
 from accounts.audit import audit_outcome
 from accounts.models import Account, ApiKey, AuditLog, Plan, SmtpCredential, SubAccount
+from config.admin_bases import BigTableAdmin
 from config.admin_filters import AccountFilter
-from config.admin_pagination import EstimatedCountPaginator
 from config.api.errors import ApplicationError
 
 
@@ -190,27 +190,16 @@ class SmtpCredentialAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(BigTableAdmin):
     """What operators did: written by the admin site for every action and edit, never changed."""
 
     list_display = ["created_at", "actor_username", "action", "object_link", "outcome", "ip"]
     list_filter = ["action", "created_at"]
     search_fields = ["=actor_username", "=object_id", "object_repr", "action"]
     search_help_text = "Exact user name or object id; or part of the object's name or of the action."
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     fields = ["created_at", "actor", "actor_username", "action", "object_type", "object_id", "object_repr",
               "details", "ip"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Object")
     def object_link(self, entry: AuditLog):

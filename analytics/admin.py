@@ -8,12 +8,13 @@ from accounts.models import Account
 from analytics import selectors
 from analytics.charts import SERIES, volume_chart
 from analytics.models import DailyCounter, Dashboard
+from config.admin_bases import ReadOnlyAdmin
 
 DASHBOARD_DAYS = (7, 30, 90, 366)
 
 
 @admin.register(DailyCounter)
-class DailyCounterAdmin(admin.ModelAdmin):
+class DailyCounterAdmin(ReadOnlyAdmin):
     """Read-only: counters change only through event recording and ``analytics_rebuild``."""
 
     list_display = ["day", "subaccount", "environment", "dimension", "value", "accepted", "sent", "delivered",
@@ -24,28 +25,10 @@ class DailyCounterAdmin(admin.ModelAdmin):
     date_hierarchy = "day"
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Dashboard)
-class DashboardAdmin(admin.ModelAdmin):
+class DashboardAdmin(ReadOnlyAdmin):
     """/admin/analytics/dashboard/: sent, delivered and bounced per day, platform-wide and per account."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):

@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from config.admin_bases import ReadOnlyAdmin
 from config.api.errors import ApplicationError
 from templates_app import services
 from templates_app.models import Template, TemplateVersion
@@ -139,18 +140,9 @@ class TemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(TemplateVersion)
-class TemplateVersionAdmin(admin.ModelAdmin):
+class TemplateVersionAdmin(ReadOnlyAdmin):
     list_display = ["template", "number", "subject", "created_at"]
     list_select_related = ["template"]
     search_fields = ["template__name", "template__public_id"]
     fields = ["template", "number", "subject", "html", "text", "variables", "created_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from accounts.audit import audit_outcome
+from config.admin_bases import BigTableAdmin
 from config.admin_filters import SubaccountAccountFilter
 from config.admin_pagination import EstimatedCountPaginator
 from webhooks import delivery, services
@@ -119,7 +120,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookAttempt)
-class WebhookAttemptAdmin(admin.ModelAdmin):
+class WebhookAttemptAdmin(BigTableAdmin):
     """Every delivery attempt, read-only (history)."""
 
     list_display = ("event", "attempted_at", "status_code", "succeeded", "duration_ms", "error")
@@ -128,14 +129,3 @@ class WebhookAttemptAdmin(admin.ModelAdmin):
     search_fields = ("=event__public_id",)
     raw_id_fields = ("event",)
     ordering = ("-id",)
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,29 +1,10 @@
 """Shared pieces of the emails app's admin pages."""
 
-from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from config.admin_pagination import EstimatedCountPaginator
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewing only: rows are written by the pipeline, never by a form."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class BigTableAdmin(ReadOnlyAdmin):
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
+from config.admin_bases import BigTableAdmin, ReadOnlyAdmin  # noqa: F401 - used by the emails admin modules
 
 
 def link_to_email(email_id: int, label: str):
