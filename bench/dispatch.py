@@ -242,6 +242,18 @@ def bench_subaccount(keys: dict):
     return SubAccount.objects.select_related("account__plan").get(public_id=keys["subaccount_id"])
 
 
+def prepare_run() -> tuple[dict, int, dict, object]:
+    """What every sending benchmark starts with: machine facts, a free sink port, a fresh
+    database with a bench account, Django set up against the sink; (info, port, keys, subaccount)."""
+    VAR.mkdir(exist_ok=True)
+    info = machine()
+    port = free_port()
+    fresh_database()
+    keys = create_account()
+    setup_django(port)
+    return info, port, keys, bench_subaccount(keys)
+
+
 def signed_domain(subaccount) -> dict:
     """Adds DKIM_DOMAIN and verifies it through the domains services, with its records served
     by a local DNS server; returns {record name: TXT value} for dkim.verify."""
@@ -503,13 +515,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (the target is for 2)")
     args = parser.parse_args()
     n = args.emails
-    VAR.mkdir(exist_ok=True)
-    info = machine()
-    port = free_port()
-    fresh_database()
-    keys = create_account()
-    setup_django(port)
-    subaccount = bench_subaccount(keys)
+    info, port, keys, subaccount = prepare_run()
     txt = signed_domain(subaccount)
     results: dict = {"machine": info, "concurrency": args.concurrency}
 

@@ -25,17 +25,12 @@ from bench.dispatch import (  # noqa: E402
     PLAIN_DOMAIN,
     VAR,
     Sink,
-    bench_subaccount,
     celery_processes,
-    create_account,
-    free_port,
-    fresh_database,
     loadavg,
-    machine,
+    prepare_run,
     rates,
     seed,
     sent_count,
-    setup_django,
     signed_domain,
     trigger_draining,
 )
@@ -87,13 +82,7 @@ def main() -> None:
     parser.add_argument("--dkim", action="store_true", help="send from a verified domain with a DKIM key")
     args = parser.parse_args()
     n = args.emails
-    VAR.mkdir(exist_ok=True)
-    info = machine()
-    port = free_port()
-    fresh_database()
-    keys = create_account()
-    setup_django(port)
-    subaccount = bench_subaccount(keys)
+    info, port, _keys, subaccount = prepare_run()
     domain = PLAIN_DOMAIN
     if args.dkim:
         signed_domain(subaccount)
