@@ -515,7 +515,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (the target is for 2)")
     args = parser.parse_args()
     n = args.emails
-    info, port, keys, subaccount = prepare_run()
+    info, port, _keys, subaccount = prepare_run()
     txt = signed_domain(subaccount)
     results: dict = {"machine": info, "concurrency": args.concurrency}
 
