@@ -11,7 +11,7 @@ from django.db.models import F
 from accounts.models import SubAccount
 from analytics.models import COUNTERS, DailyCounter
 from analytics.rollups import Key, Tally, new_tally, tally_add
-from emails.models import EmailEvent
+from emails.models import EmailEvent, PendingFanout
 
 _KEY_COLUMNS = ("subaccount_id", "dimension", "value", "environment", "day", "account_id")
 _CONFLICT_COLUMNS = (*_KEY_COLUMNS[:5], "shard")
@@ -120,7 +120,8 @@ class RebuildReport:
 
 def rollups_compute(*, subaccount: SubAccount | None = None) -> tuple[Tally, int]:
     """Count the event rows into a tally, the same way ``rollups_apply`` does; returns (tally, events)."""
-    events = EmailEvent.objects.all()
+    # Events whose fan-out is pending are not in the counters yet (emails.services.events).
+    events = EmailEvent.objects.exclude(pk__in=PendingFanout.objects.values("event_id"))
     if subaccount is not None:
         events = events.filter(email__subaccount=subaccount)
     tally = new_tally()

@@ -64,22 +64,44 @@ def domain_tracking_forget(*, subaccount_id: int, domain: str) -> None:
     _tracking_cache.pop((subaccount_id, lookup_form(domain) or domain), None)
 
 
-def domain_tracking_defaults(*, subaccount, from_domain: str) -> tuple[bool, bool]:
-    """(track_opens, track_clicks) for mail from ``from_domain`` when the request says nothing:
-    the domain's own setting, else the sub-account's."""
+def _tracking_row(*, subaccount, from_domain: str) -> dict:
+    """The domain's tracking settings, cached (see above); {} when the sub-account has no such domain."""
     name = lookup_form(from_domain)
     key = (subaccount.pk, name or "")
     cached = _tracking_cache.get(key)
     if cached and cached[0] > time.monotonic():
-        row = cached[1]
-    else:
-        row = (subaccount.domains.filter(name=name).values("track_opens", "track_clicks").first()
-               if name else None) or {}
-        _tracking_cache[key] = (time.monotonic() + TRACKING_CACHE_SECONDS, row)
+        return cached[1]
+    row = (subaccount.domains.filter(name=name).values(
+        "name", "track_opens", "track_clicks", "tracking_subdomain", "record_states").first() if name else None) or {}
+    _tracking_cache[key] = (time.monotonic() + TRACKING_CACHE_SECONDS, row)
+    return row
+
+
+def domain_tracking_defaults(*, subaccount, from_domain: str) -> tuple[bool, bool]:
+    """(track_opens, track_clicks) for mail from ``from_domain`` when the request says nothing:
+    the domain's own setting, else the sub-account's."""
+    row = _tracking_row(subaccount=subaccount, from_domain=from_domain)
     opens = row.get("track_opens")
     clicks = row.get("track_clicks")
     return (subaccount.track_opens if opens is None else opens,
             subaccount.track_clicks if clicks is None else clicks)
+
+
+def domain_tracking_host(*, subaccount, from_domain: str) -> str | None:
+    """The domain's own tracking host (``track.acme.com``) once its CNAME is verified, else None.
+
+    An unverified CNAME would turn every link of the email into a dead one, so the setting
+    only takes effect after the domain check has seen the record.
+    """
+    from domains import records
+
+    row = _tracking_row(subaccount=subaccount, from_domain=from_domain)
+    if not row.get("tracking_subdomain"):
+        return None
+    state = (row["record_states"] or {}).get(records.TRACKING) or {}
+    if state.get("status") != records.VERIFIED:
+        return None
+    return f"{row['tracking_subdomain']}.{row['name']}"
 
 
 def domain_authentication_warnings(*, subaccount_id: int, domain: str) -> list[dict]:

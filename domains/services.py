@@ -216,6 +216,7 @@ def domain_verify(*, domain: Domain, on_demand: bool = True) -> Domain:
             raise NotFound("Domain not found.")
         _store_results(locked, expected, results, now=now, on_demand=on_demand)
     selectors.dkim_signing_key_forget(subaccount_id=locked.subaccount_id, domain=locked.name)
+    selectors.domain_tracking_forget(subaccount_id=locked.subaccount_id, domain=locked.name)  # the tracking host
     return _reload(locked)
 
 

@@ -125,7 +125,7 @@ class EmailListApi(APIView):
         def run():
             email = services.email_send(subaccount=request.subaccount, environment=request.user.environment,
                                         data=request.data)
-            return status.HTTP_201_CREATED, EmailOutput(email).data
+            return status.HTTP_201_CREATED, EmailOutput.render(email)
 
         status_code, body, replayed = services.idempotent(
             subaccount=request.subaccount, key=key, body=request.data, window_hours=window, run=run)

@@ -155,6 +155,19 @@ class EmailEvent(models.Model):
         return f"{self.type} {self.public_id}"
 
 
+class PendingFanout(models.Model):
+    """An event whose effects beyond its own row (tenant webhooks, analytics counters) are still
+    to be applied. Accepting mail writes its first events with one of these instead of doing
+    that work in the API request; ``email_events_fan_out`` applies it and deletes the row in
+    one transaction, so each event is fanned out exactly once, even across crashes.
+    """
+
+    event = models.OneToOneField(EmailEvent, on_delete=models.CASCADE, primary_key=True, related_name="+")
+
+    def __str__(self) -> str:
+        return str(self.event_id)
+
+
 class AttemptOutcome(models.TextChoices):
     SENT = "sent"
     TRANSIENT = "transient_failure"

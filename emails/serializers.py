@@ -3,10 +3,11 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.outputs import ReusableOutput
 from emails.models import EmailEvent, EmailStatus, Environment, Suppression, SuppressionReason
 
 
-class EmailOutput(serializers.Serializer):
+class EmailOutput(ReusableOutput, serializers.Serializer):
     id = serializers.CharField(source="public_id")
     status = serializers.ChoiceField(choices=EmailStatus.choices)
     from_ = serializers.CharField(source="from_header")

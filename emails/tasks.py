@@ -4,7 +4,8 @@ import logging
 
 from celery import shared_task
 
-from emails.services import email_dispatch, email_sweep
+from emails.services import email_dispatch, email_events_fan_out_pending, email_sweep
+from emails.services.accept import dispatch_wake_clear
 from emails.services.dispatch import BATCH_SIZE
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def dispatch_emails(email_ids: list[int]) -> int:
 
 @shared_task(name="emails.dispatch_due", acks_late=True, reject_on_worker_lost=True)
 def dispatch_due() -> int:
+    dispatch_wake_clear()  # before claiming: see emails.services.accept.dispatch_wake
     claimed = email_dispatch(ids=None)
     _continue_draining(claimed)
     return claimed
@@ -38,3 +40,8 @@ def dispatch_due() -> int:
 @shared_task(name="emails.sweep", acks_late=True)
 def sweep() -> dict:
     return email_sweep()
+
+
+@shared_task(name="emails.fan_out", acks_late=True)
+def fan_out() -> int:
+    return email_events_fan_out_pending()

@@ -9,6 +9,7 @@ from emails.models import (
     EmailAttachment,
     EmailEvent,
     EmailRecipient,
+    PendingFanout,
     TrackedLink,
     TrackingHit,
 )
@@ -108,3 +109,23 @@ class TrackingHitAdmin(BigTableAdmin):
     @admin.display(description="User agent")
     def user_agent_short(self, hit: TrackingHit) -> str:
         return short(hit.user_agent, 60)
+
+
+@admin.register(PendingFanout)
+class PendingFanoutAdmin(BigTableAdmin):
+    """Accepted mail's first events whose webhooks and counters are still to be applied. It
+    drains every second; a list that keeps growing means the beat or the workers are down."""
+
+    list_display = ["event_id", "event_type", "event_timestamp"]
+    ordering = ["event_id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event").only("event__type", "event__timestamp")
+
+    @admin.display(description="Event type")
+    def event_type(self, obj):
+        return obj.event.type
+
+    @admin.display(description="Recorded")
+    def event_timestamp(self, obj):
+        return obj.event.timestamp

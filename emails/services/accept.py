@@ -1,9 +1,9 @@
 """Accepting mail (DESIGN section 4, steps 1-5): validate, render, store, enqueue after commit."""
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,26 +16,15 @@ from emails.models import (
     EmailRecipient,
     EmailStatus,
     Environment,
-    EventType,
     RecipientKind,
-    TrackedLink,
 )
-from emails.services.events import NewEvent, email_events_record
-from emails.services.quota import quota_consume, quota_remaining
+from emails.services.quota import quota_remaining
+from emails.services.store import PreparedEmail, emails_store
 from emails.services.suppressions import suppressed_addresses
 from emails.tracking.bodies import TrackingOptions, tracked_html, tracking_options
 from emails.validation import Address, SendRequest, send_request_parse
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class PreparedEmail:
-    email: Email
-    recipients: list[EmailRecipient]
-    attachments: list[EmailAttachment]
-    suppressed: list[str] = field(default_factory=list)
-    tracked_links: list[str] = field(default_factory=list)  # original URLs by link index
 
 
 class _SendContext:
@@ -141,32 +130,13 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
                          tracked_links=tracked.links if tracked else [])
 
 
-def _store(prepared: list[PreparedEmail], now: datetime) -> None:
-    """Insert emails, recipients, attachments and first events with bulk statements."""
-    emails = Email.objects.bulk_create([p.email for p in prepared])
-    recipients, attachments, events, links = [], [], [], []
-    for item, email in zip(prepared, emails, strict=True):
-        links.extend(TrackedLink(email=email, index=index, url=url) for index, url in enumerate(item.tracked_links))
-        for row in item.recipients:
-            row.email = email
-            recipients.append(row)
-        for row in item.attachments:
-            row.email = email
-            attachments.append(row)
-        first = EventType.SCHEDULED if email.status == EmailStatus.SCHEDULED else EventType.QUEUED
-        data = {"scheduled_at": email.scheduled_at.isoformat()} if email.scheduled_at else {}
-        events.append(NewEvent(email=email, type=first, data=data, timestamp=now))
-        events.extend(NewEvent(email=email, type=EventType.SUPPRESSED, recipient=address,
-                               data={"reason": "suppressed"}, timestamp=now) for address in item.suppressed)
-    EmailRecipient.objects.bulk_create(recipients)
-    if attachments:
-        EmailAttachment.objects.bulk_create(attachments)
-    if links:
-        TrackedLink.objects.bulk_create(links, batch_size=2000)
-    email_events_record(events)
-    queued = [e.pk for e in emails if e.status == EmailStatus.QUEUED]
-    if queued:
+def _store(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
+    emails_store(prepared, live=live, now=now)
+    queued = [p.email.pk for p in prepared if p.email.status == EmailStatus.QUEUED]
+    if len(queued) >= DISPATCH_CHUNK:  # a big batch: tasks by id, so every worker takes a share at once
         transaction.on_commit(lambda: enqueue_dispatch(queued))
+    elif queued:
+        transaction.on_commit(lambda: dispatch_wake(queued))
 
 
 def enqueue_dispatch(email_ids: list[int]) -> None:
@@ -182,6 +152,41 @@ def enqueue_dispatch(email_ids: list[int]) -> None:
                            exc_info=True)
             _mark_unpublished(unpublished)
             return  # the next chunks would wait for the same dead broker
+
+
+WAKE_KEY = "mailroom:dispatch:wake"
+WAKE_SECONDS = 10
+
+
+def dispatch_wake(email_ids: list[int]) -> None:
+    """Make sure a ``dispatch_due`` task claims these (committed) rows soon.
+
+    One pending task is enough for any number of sends: the task clears the flag before it
+    claims, so a send that finds the flag set committed before that claim and is in it (a
+    full batch makes the task queue another round). This costs a Redis SET NX per send
+    instead of a Celery publish (about a millisecond of CPU). A flag left by a lost task
+    expires after ``WAKE_SECONDS``; the sweeper republishes whatever waited that long.
+    """
+    from emails.tasks import dispatch_due
+
+    try:
+        if not cache.add(WAKE_KEY, 1, timeout=WAKE_SECONDS):
+            return
+    except Exception:  # the flag's Redis is down: publish anyway, the claim dedupes
+        logger.warning("Could not set the dispatch wake flag", exc_info=True)
+    try:
+        dispatch_due.delay()
+    except Exception:
+        logger.warning("Could not publish dispatch for %d emails; the sweeper will", len(email_ids), exc_info=True)
+        dispatch_wake_clear()
+        _mark_unpublished(email_ids)
+
+
+def dispatch_wake_clear() -> None:
+    try:
+        cache.delete(WAKE_KEY)
+    except Exception:  # it expires on its own
+        logger.warning("Could not clear the dispatch wake flag", exc_info=True)
 
 
 def _mark_unpublished(email_ids: list[int]) -> None:
@@ -206,10 +211,7 @@ def email_send(*, subaccount: SubAccount, environment: str, data) -> Email:
     live = environment == Environment.LIVE
     if live and quota_remaining(account=subaccount.account) == 0:
         raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
-    with transaction.atomic():
-        _store([prepared], now)
-        if live:
-            quota_consume(account=subaccount.account, count=1)
+    _store([prepared], live=live, now=now)
     return prepared.email
 
 
@@ -224,10 +226,7 @@ def _store_within_quota(subaccount: SubAccount, environment: str, prepared: list
     remaining = quota_remaining(account=subaccount.account) if live else None
     accepted = prepared if remaining is None else prepared[:remaining]
     if accepted:
-        with transaction.atomic():
-            _store([p for _, p in accepted], now)
-            if live:
-                quota_consume(account=subaccount.account, count=len(accepted))
+        _store([p for _, p in accepted], live=live, now=now)
     return accepted
 
 

@@ -22,7 +22,7 @@ from emails.dkim import dkim_sign
 from emails.mime import build_mime, outgoing_message
 from emails.models import AttemptOutcome, DeliveryAttempt, Email, EmailStatus, Environment, EventType
 from emails.providers.transport import SendOutcome, Transport
-from emails.services.events import NewEvent, email_events_record
+from emails.services.events import NewEvent, email_events_fan_out, email_events_record
 from emails.simulator import simulated_events
 
 logger = logging.getLogger(__name__)
@@ -139,6 +139,9 @@ def email_dispatch(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> 
 def _record(results: list[_Result]) -> None:
     now = timezone.now()
     with transaction.atomic():
+        # The accept path left these emails' first events for later; apply them first so a
+        # tenant's email.queued webhook is created before its email.sent.
+        email_events_fan_out(email_ids=[result.email.pk for result in results])
         attempts, events = [], []
         for result in results:
             email, outcome = result.email, result.outcome

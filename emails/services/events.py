@@ -10,12 +10,20 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from analytics.services import rollups_apply
-from emails.models import Email, EmailEvent, EmailStatus, Environment, EventType, SuppressionReason
+from emails.models import (
+    Email,
+    EmailEvent,
+    EmailStatus,
+    Environment,
+    EventType,
+    PendingFanout,
+    SuppressionReason,
+)
 from emails.services.suppressions import suppression_add
 from webhooks.services import Publication, webhook_events_publish_many
 
@@ -62,8 +70,13 @@ def email_event_record(*, email: Email, type: str, recipient: str = "", data: di
 
 
 @transaction.atomic(savepoint=False)
-def email_events_record(events: list[NewEvent]) -> list[EmailEvent]:
-    """Record many events with a handful of queries (accept and dispatch work in batches)."""
+def email_events_record(events: list[NewEvent], *, defer_fan_out: bool = False) -> list[EmailEvent]:
+    """Record many events with a handful of queries (accept and dispatch work in batches).
+
+    ``defer_fan_out`` leaves the webhooks and counters to ``email_events_fan_out`` (a
+    ``PendingFanout`` row per event, same transaction): the accept path uses it so an API
+    request does not pay for them.
+    """
     if not events:
         return []
     now = timezone.now()
@@ -73,10 +86,60 @@ def email_events_record(events: list[NewEvent]) -> list[EmailEvent]:
     _apply_transitions(events, now)
     _apply_counters(events)
     _apply_suppressions(events)
+    if defer_fan_out:
+        PendingFanout.objects.bulk_create([PendingFanout(event=row) for row in rows])
+    else:
+        _fan_out(events, rows)
+    return rows
+
+
+def _fan_out(events: list[NewEvent], rows: list[EmailEvent]) -> None:
     _publish_webhooks(events, rows)
     # Last, so the hot per-day counter rows stay locked for as short a time as possible.
     rollups_apply(rows)
-    return rows
+
+
+FAN_OUT_BATCH = 1000
+# What the webhook payload and the counters read from the email (not its bodies).
+_FAN_OUT_EMAIL_FIELDS = ("public_id", "subaccount_id", "account_id", "environment", "from_header", "from_domain",
+                         "to", "subject", "tags", "metadata")
+
+
+def email_events_fan_out(*, email_ids: list[int] | None = None, limit: int = FAN_OUT_BATCH) -> int:
+    """Apply the webhooks and counters of events recorded with deferred fan-out; returns how many.
+
+    Exactly once: the pending rows are locked (SKIP LOCKED, so concurrent callers split the
+    work), fanned out and deleted in one transaction. ``email_ids`` limits it to those emails'
+    events: the dispatcher calls it before recording ``sent`` so a tenant's ``email.queued``
+    webhook is created before its ``email.sent`` one.
+    """
+    with transaction.atomic():
+        pending = PendingFanout.objects.order_by("event_id")
+        if email_ids is not None:
+            pending = pending.filter(event__email_id__in=email_ids)
+        skip_locked = connection.features.has_select_for_update_skip_locked
+        ids = list(pending.select_for_update(skip_locked=skip_locked, of=("self",))
+                   .values_list("event_id", flat=True)[:limit])
+        if not ids:
+            return 0
+        rows = list(EmailEvent.objects.filter(pk__in=ids).select_related("email").order_by("id").only(
+            "public_id", "type", "recipient", "data", "timestamp", "email_id",
+            *(f"email__{name}" for name in _FAN_OUT_EMAIL_FIELDS)))
+        _fan_out([NewEvent(email=row.email, type=row.type, recipient=row.recipient, data=row.data,
+                           timestamp=row.timestamp) for row in rows], rows)
+        PendingFanout.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
+def email_events_fan_out_pending(*, max_rounds: int = 20) -> int:
+    """Drain the pending fan-out in batches (the beat task); returns how many events."""
+    done = 0
+    for _ in range(max_rounds):
+        count = email_events_fan_out()
+        done += count
+        if count < FAN_OUT_BATCH:
+            break
+    return done
 
 
 def _apply_transitions(events: list[NewEvent], now: datetime) -> None:

@@ -1,6 +1,6 @@
 from collections.abc import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from config.api.errors import NotFound
 from emails.models import Suppression
@@ -8,11 +8,16 @@ from emails.models import Suppression
 
 def suppressed_addresses(*, subaccount_id: int, addresses: Iterable[str]) -> set[str]:
     """Which of these (lowercased) addresses the sub-account suppresses: one query."""
-    wanted = {a.lower() for a in addresses}
+    wanted = sorted({a.lower() for a in addresses})
     if not wanted:
         return set()
-    return set(Suppression.objects.filter(subaccount_id=subaccount_id, address__in=wanted)
-               .values_list("address", flat=True))
+    # Asked on every send: plain SQL skips the ORM's query compilation (a fifth of a send's CPU).
+    table = connection.ops.quote_name(Suppression._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(wanted))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT address FROM {table} WHERE subaccount_id = %s AND address IN ({placeholders})",
+                       [subaccount_id, *wanted])
+        return {address for (address,) in cursor.fetchall()}
 
 
 def suppression_add(*, subaccount_id: int, address: str, reason: str, source_email_id: str = "",

@@ -28,29 +28,19 @@ class TrackingOptions:
 
 
 def _tracking_base_url(*, subaccount, from_domain: str) -> str:
-    """The domain's own tracking host once its CNAME is verified, else MAILROOM_PUBLIC_URL.
+    """The domain's own tracking host once its CNAME is verified, else MAILROOM_PUBLIC_URL."""
+    from domains.selectors import domain_tracking_host
 
-    An unverified CNAME would turn every link of the email into a dead one, so the setting
-    only takes effect after the domain check has seen the record.
-    """
-    from domains import records
-    from domains.models import Domain
-    from domains.names import lookup_form
-
-    name = lookup_form(from_domain)
-    row = (Domain.objects.filter(subaccount=subaccount, name=name)
-           .values("name", "tracking_subdomain", "record_states").first()) if name else None
-    if row and row["tracking_subdomain"]:
-        state = (row["record_states"] or {}).get(records.TRACKING) or {}
-        if state.get("status") == records.VERIFIED:
-            scheme = urlsplit(settings.MAILROOM_PUBLIC_URL).scheme or "https"
-            return f"{scheme}://{row['tracking_subdomain']}.{row['name']}"
-    return settings.MAILROOM_PUBLIC_URL
+    host = domain_tracking_host(subaccount=subaccount, from_domain=from_domain)
+    if host is None:
+        return settings.MAILROOM_PUBLIC_URL
+    scheme = urlsplit(settings.MAILROOM_PUBLIC_URL).scheme or "https"
+    return f"{scheme}://{host}"
 
 
 def tracking_options(*, subaccount, from_domain: str, track_opens: bool | None,
                      track_clicks: bool | None) -> TrackingOptions:
-    """Per send, else the domain's default, else the sub-account's (at most two queries)."""
+    """Per send, else the domain's default, else the sub-account's (one cached query)."""
     if track_opens is None or track_clicks is None:
         from domains.selectors import domain_tracking_defaults
 

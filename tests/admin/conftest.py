@@ -17,6 +17,7 @@ def _no_broker(monkeypatch, settings):
 
     settings.MAILROOM_REQUIRE_VERIFIED_DOMAIN = False
     monkeypatch.setattr(accept, "enqueue_dispatch", lambda ids: None)
+    monkeypatch.setattr(accept, "dispatch_wake", lambda ids: None)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def platform(tenants):
     send(tenants.a2, to="later@example.com", scheduled_at=(now + timedelta(days=1)).isoformat())
     stuck = send(tenants.a2, environment="test", to="x@example.com")
     Email.objects.filter(pk=stuck.pk).update(status=EmailStatus.SENDING, locked_until=now - timedelta(minutes=1))
+    services.email_events_fan_out_pending()
 
     failing = WebhookEndpoint.objects.create(subaccount=tenants.a1.subaccount, url="https://down.example.com/hook",
                                              secret="whsec_" + "A" * 43, failing_since=now - timedelta(hours=5))

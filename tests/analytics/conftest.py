@@ -19,6 +19,7 @@ def _no_dispatch(monkeypatch, settings):
     # One counter row per key, so tests can read and edit "the" row; test_shards.py covers more.
     settings.MAILROOM_ANALYTICS_SHARDS = 1
     monkeypatch.setattr(accept, "enqueue_dispatch", lambda ids: None)
+    monkeypatch.setattr(accept, "dispatch_wake", lambda ids: None)
 
 
 def at(text: str) -> datetime:

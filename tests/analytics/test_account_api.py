@@ -6,7 +6,7 @@ import pytest
 
 from accounts.models import Plan
 from analytics.selectors import OUTPUT_COUNTERS, utc_today
-from emails.services import email_send
+from emails.services import email_events_fan_out_pending, email_send
 from tests.analytics.conftest import at, make_email, record
 from tests.conftest import assert_error, assert_ok
 from tests.factories import SubAccountFactory
@@ -83,6 +83,7 @@ def _send(tenant, environment="live", count=1):
     body = {"from": "hello@acme.test", "to": "user@example.com", "subject": "Hi", "text": "Hello"}
     for _ in range(count):
         email_send(subaccount=tenant.subaccount, environment=environment, data=body)
+    email_events_fan_out_pending()  # what the beat does within a second: the counters see them
 
 
 def test_usage_counts_live_mail_this_month_per_subaccount_against_the_plan(api, tenants):

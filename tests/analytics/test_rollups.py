@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics.models import DailyCounter
 from analytics.selectors import utc_today
-from emails.services import email_dispatch, email_event_record, email_send
+from emails.services import email_dispatch, email_event_record, email_events_fan_out_pending, email_send
 from emails.services.events import NewEvent, email_events_record
 from tests.analytics.conftest import at, counters, make_email, record
 
@@ -127,6 +127,8 @@ def test_the_send_path_counts_accepted_mail_today(tenants):
     email_send(subaccount=tenants.a1.subaccount, environment="live", data=body)
     email_send(subaccount=tenants.a1.subaccount, environment="test", data=body)
     today = utc_today().isoformat()
+    assert counters(tenants.a1, day=today) == {}  # the fan-out (beat, every second) counts them
+    assert email_events_fan_out_pending() == 3
     assert counters(tenants.a1, day=today) == {"accepted": 2}
     assert counters(tenants.a1, day=today, dimension="tag", value="receipt") == {"accepted": 2}
     assert counters(tenants.a1, day=today, environment="test") == {"accepted": 1}

@@ -17,6 +17,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from emails.services import email_events_fan_out_pending
 from tests.conftest import assert_error, assert_ok
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -315,6 +316,7 @@ def test_usage_and_analytics_name_only_the_callers_subaccounts(tenants, api, set
     assert_ok(api(tenants.a1.live_key).post("/api/v1/emails", body, format="json"), 201)
     assert_ok(api(tenants.b1.live_key).post("/api/v1/emails", body, format="json"), 201)
     assert_ok(api(tenants.b1.live_key).post("/api/v1/emails", body, format="json"), 201)
+    email_events_fan_out_pending()
     for key, own, foreign, sent in (
         (tenants.a1.account_key, (tenants.a1, tenants.a2), (tenants.b1, tenants.b2), 1),
         (tenants.b1.account_key, (tenants.b1, tenants.b2), (tenants.a1, tenants.a2), 2),

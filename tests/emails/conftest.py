@@ -33,4 +33,5 @@ def outbox_tasks(monkeypatch):
     from emails.services import accept
 
     monkeypatch.setattr(accept, "enqueue_dispatch", lambda ids: published.append(list(ids)))
+    monkeypatch.setattr(accept, "dispatch_wake", lambda ids: published.append(list(ids)))
     return published

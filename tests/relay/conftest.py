@@ -50,6 +50,7 @@ def dispatched(monkeypatch):
     from emails.services import accept
 
     monkeypatch.setattr(accept, "enqueue_dispatch", lambda ids: published.append(list(ids)))
+    monkeypatch.setattr(accept, "dispatch_wake", lambda ids: published.append(list(ids)))
     return published
 
 

@@ -1,0 +1,165 @@
+"""Storing accepted mail: emails, recipients, attachments, tracked links, first events, usage.
+
+On PostgreSQL a send (one email or a 500-email batch) is one INSERT statement: each table's
+rows travel as one JSON document (``config.recordsets``) and data-modifying CTEs insert the
+emails, then their children joined by public id, the first events with their pending
+fan-out rows, and the month's usage. One statement is atomic on its own, so outside a
+transaction there is no BEGIN/COMMIT either; the API's single send costs one round trip
+here instead of nine. Elsewhere (the embedded SQLite default) the ORM does the same work
+with a statement per table; both write the same rows.
+
+The first events' webhooks and counters are left to ``email_events_fan_out`` (the dispatcher
+and a beat task), so the request does not pay for them.
+"""
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+
+import psycopg
+from django.db import connection, transaction
+
+from config.recordsets import Recordset, dumps, recordset
+from emails.models import (
+    Email,
+    EmailAttachment,
+    EmailEvent,
+    EmailRecipient,
+    EmailStatus,
+    EventType,
+    MonthlyUsage,
+    PendingFanout,
+    TrackedLink,
+)
+from emails.services.events import NewEvent, email_events_record
+from emails.services.quota import SLOTS, month_start, quota_consume
+
+
+@dataclass
+class PreparedEmail:
+    email: Email
+    recipients: list[EmailRecipient]
+    attachments: list[EmailAttachment]
+    suppressed: list[str] = field(default_factory=list)
+    tracked_links: list[str] = field(default_factory=list)  # original URLs by link index
+
+
+def first_events(prepared: list[PreparedEmail], now: datetime) -> list[NewEvent]:
+    """``queued`` or ``scheduled``, and ``suppressed`` for each dropped recipient."""
+    events = []
+    for item in prepared:
+        email = item.email
+        first = EventType.SCHEDULED if email.status == EmailStatus.SCHEDULED else EventType.QUEUED
+        data = {"scheduled_at": email.scheduled_at.isoformat()} if email.scheduled_at else {}
+        events.append(NewEvent(email=email, type=first, data=data, timestamp=now))
+        events.extend(NewEvent(email=email, type=EventType.SUPPRESSED, recipient=address,
+                               data={"reason": "suppressed"}, timestamp=now) for address in item.suppressed)
+    return events
+
+
+def emails_store(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
+    """Write the prepared emails and everything that belongs to them; sets each ``email.pk``.
+
+    Counts ``live`` emails against the account's month (the caller checked the quota).
+    """
+    if connection.vendor == "postgresql":
+        _store_in_one_statement(prepared, live=live, now=now)
+    else:
+        _store_with_orm(prepared, live=live, now=now)
+
+
+def _store_with_orm(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
+    with transaction.atomic():
+        emails = Email.objects.bulk_create([p.email for p in prepared])
+        recipients, attachments, links = [], [], []
+        for item, email in zip(prepared, emails, strict=True):
+            links.extend(TrackedLink(email=email, index=index, url=url)
+                         for index, url in enumerate(item.tracked_links))
+            for row in (*item.recipients, *item.attachments):
+                row.email = email
+            recipients.extend(item.recipients)
+            attachments.extend(item.attachments)
+        EmailRecipient.objects.bulk_create(recipients)
+        EmailAttachment.objects.bulk_create(attachments)
+        TrackedLink.objects.bulk_create(links, batch_size=2000)
+        email_events_record(first_events(prepared, now), defer_fan_out=True)
+        if live:
+            quota_consume(account=emails[0].account, count=len(emails))
+
+
+# --- PostgreSQL: one statement -------------------------------------------------------------
+
+
+@cache
+def _recordsets() -> dict[str, Recordset]:
+    return {
+        "emails": recordset(Email),
+        "recipients": recordset(EmailRecipient, leave_out=("email",)),
+        "attachments": recordset(EmailAttachment, leave_out=("email",)),
+        "links": recordset(TrackedLink, leave_out=("email",)),
+        "events": recordset(EmailEvent, leave_out=("email",)),
+    }
+
+
+@cache
+def _statement() -> str:
+    sets = _recordsets()
+    emails = sets["emails"]
+
+    def children(name: str, returning: str = "") -> str:
+        rows = sets[name]
+        return (f"INSERT INTO {rows.table} (email_id, {rows.insert_columns()}) "
+                f"SELECT e.id, {rows.select_values('x')} "
+                f"FROM jsonb_to_recordset(%({name})s::jsonb) AS x({rows.definition('ord integer', 'email_ref text')}) "
+                f"JOIN e ON e.public_id = x.email_ref ORDER BY x.ord {returning}")
+
+    usage = MonthlyUsage._meta.db_table
+    return (
+        f"WITH e AS (INSERT INTO {emails.table} ({emails.insert_columns()}) "
+        f"SELECT {emails.select_values('x')} "
+        f"FROM jsonb_to_recordset(%(emails)s::jsonb) AS x({emails.definition('ord integer')}) ORDER BY x.ord "
+        f"RETURNING id, public_id), "
+        f"r AS ({children('recipients')}), "
+        f"a AS ({children('attachments')}), "
+        f"l AS ({children('links')}), "
+        f"v AS ({children('events', 'RETURNING id')}), "
+        f"p AS (INSERT INTO {PendingFanout._meta.db_table} (event_id) SELECT id FROM v), "
+        # Usage: the month's slot row, created by the month's first send (see emails/services/quota.py).
+        f"u AS (INSERT INTO {usage} (account_id, month, slot, emails) "
+        f"SELECT %(account_id)s, %(month)s, %(slot)s, %(usage)s WHERE %(usage)s > 0 "
+        f"ON CONFLICT (account_id, month, slot) DO UPDATE SET emails = {usage}.emails + EXCLUDED.emails) "
+        f"SELECT id, public_id FROM e"
+    )
+
+
+def _store_in_one_statement(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
+    sets = _recordsets()
+    emails = [p.email for p in prepared]
+    params = {
+        "emails": sets["emails"].rows(emails),
+        "recipients": [], "attachments": [], "links": [],
+        "account_id": emails[0].account_id, "month": month_start(now.date()),
+        "slot": random.randrange(SLOTS), "usage": len(emails) if live else 0,
+    }
+    for item in prepared:
+        ref = {"email_ref": item.email.public_id}
+        params["recipients"] += ({**ref, **row} for row in sets["recipients"].rows(item.recipients))
+        params["attachments"] += ({**ref, **row} for row in sets["attachments"].rows(item.attachments))
+        params["links"] += ({**ref, "index": index, "url": url} for index, url in enumerate(item.tracked_links))
+    events = first_events(prepared, now)
+    event_rows = sets["events"].rows([EmailEvent(type=e.type, recipient=e.recipient, data=e.data, timestamp=e.timestamp)
+                                      for e in events])
+    params["events"] = [{"email_ref": e.email.public_id, **row} for e, row in zip(events, event_rows, strict=True)]
+    for name in ("emails", "recipients", "attachments", "links", "events"):
+        # Rows are inserted in list order (ids follow it: recipients keep the order given).
+        params[name] = dumps([{"ord": index, **row} for index, row in enumerate(params[name])])
+    with connection.cursor() as django_cursor, connection.wrap_database_errors:
+        # A server-side prepared statement: PostgreSQL parses and plans this long statement once
+        # per connection instead of on every send (Django's cursors bind parameters client-side).
+        with psycopg.Cursor(django_cursor.connection) as cursor:
+            cursor.execute(_statement(), params, prepare=True)
+            ids = {public_id: pk for pk, public_id in cursor.fetchall()}
+    for email in emails:
+        email.pk = ids[email.public_id]
+        email._state.adding = False
