@@ -11,6 +11,7 @@ import base64
 import datetime
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.db import connection, models
 
@@ -36,9 +37,26 @@ class Recordset:
 
     def rows(self, objs) -> list[dict]:
         """Each instance as a JSON-ready dict of its database values (auto_now filled in)."""
-        return [{f.column: _json_value(f.pre_save(obj, add=True)) for f in self.columns} for obj in objs]
+        plan = self._plan
+        rows = []
+        for obj in objs:
+            values = obj.__dict__
+            row = {}
+            for column, attname, field, convert in plan:
+                value = field.pre_save(obj, True) if field is not None else values[attname]
+                row[column] = value if convert is None or value is None else convert(value)
+            rows.append(row)
+        return rows
 
-
+    @cached_property
+    def _plan(self) -> tuple:
+        # (column, attname, field whose pre_save must run or None, converter or None), worked
+        # out once: a 500-email batch turns ~40,000 values into JSON here.
+        plan = []
+        for field in self.columns:
+            needs_pre_save = type(field).pre_save is not models.Field.pre_save
+            plan.append((field.column, field.attname, field if needs_pre_save else None, _converter(field)))
+        return tuple(plan)
 def recordset(model: type[models.Model], *, leave_out: tuple[str, ...] = ()) -> Recordset:
     """``model``'s concrete columns except the primary key and ``leave_out`` (field names)."""
     columns = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.name not in leave_out)
@@ -63,9 +81,18 @@ def _decoded(field: models.Field, expression: str) -> str:
     return f"decode({expression}, 'base64')" if field.db_type(connection) == "bytea" else expression
 
 
-def _json_value(value):
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    return value
+def _converter(field: models.Field):
+    internal = field.get_internal_type()
+    if internal in ("DateTimeField", "DateField"):
+        return _isoformat
+    if internal == "BinaryField":
+        return _base64
+    return None
+
+
+def _isoformat(value: datetime.date) -> str:
+    return value.isoformat()
+
+
+def _base64(value) -> str:
+    return base64.b64encode(bytes(value)).decode()

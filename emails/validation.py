@@ -116,11 +116,11 @@ def parse_address(value, name: str, errors: _Errors) -> Address | None:
         errors.add(name, "Must not contain line breaks.")
         return None
     if any(c in value for c in '<>",()'):
-        parsed = getaddresses([value])
-        if len(parsed) != 1 or not parsed[0][1] or "@" not in parsed[0][1]:
+        parsed = _display_and_address(value)
+        if parsed is None:
             errors.add(name, f"{value!r} is not one valid email address.")
             return None
-        display, raw = parsed[0]
+        display, raw = parsed
     else:  # a bare address, the common case: no header parsing needed
         display, raw = "", value.strip()
     try:
@@ -129,6 +129,16 @@ def parse_address(value, name: str, errors: _Errors) -> Address | None:
         errors.add(name, f"{raw!r} is not a valid email address: {exc}")
         return None
     return Address(address=normalized, name=display.strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _display_and_address(value: str) -> tuple[str, str] | None:
+    """``"Name <a@b.com>"`` -> (name, address); None unless exactly one address. Cached like the
+    next function: the standard library's header parser is slow and a batch repeats its sender."""
+    parsed = getaddresses([value])
+    if len(parsed) != 1 or not parsed[0][1] or "@" not in parsed[0][1]:
+        return None
+    return parsed[0]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import SubAccount
 from config.api.errors import ApplicationError, QuotaExceeded, RecipientSuppressed
 from config.ids import new_public_id
+from config.instances import instance
 from emails.models import (
     Email,
     EmailAttachment,
@@ -85,8 +86,8 @@ def _recipients(request: SendRequest, suppressed_set: set[str]) -> tuple[list[Em
             is_suppressed = address.key in suppressed_set
             if is_suppressed:
                 suppressed.append(address.key)
-            rows.append(EmailRecipient(kind=kind, address=address.key, display_name=address.name,
-                                       suppressed=is_suppressed))
+            rows.append(instance(EmailRecipient, kind=kind, address=address.key, display_name=address.name,
+                                 suppressed=is_suppressed))
     return rows, suppressed
 
 
@@ -109,8 +110,8 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
     scheduled = request.scheduled_at is not None
     tracking = context.tracking_options(request)
     tracked = tracked_html(html=request.html, email_public_id=public_id, options=tracking)
-    email = Email(
-        public_id=public_id, account_id=subaccount.account_id, subaccount=subaccount,
+    email = instance(
+        Email, public_id=public_id, account_id=subaccount.account_id, subaccount_id=subaccount.pk,
         environment=context.environment, status=EmailStatus.SCHEDULED if scheduled else EmailStatus.QUEUED,
         from_header=request.sender.header, from_address=request.sender.address,
         from_domain=request.sender.domain, to=_headers(request.to), cc=_headers(request.cc),
@@ -124,8 +125,9 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
         scheduled_at=request.scheduled_at, next_attempt_at=request.scheduled_at or now,
         enqueued_at=None if scheduled else now,
     )
-    attachments = [EmailAttachment(filename=a.filename, content_type=a.content_type, size=len(a.content),
-                                   content=a.content) for a in request.attachments]
+    email.subaccount = subaccount
+    attachments = [instance(EmailAttachment, filename=a.filename, content_type=a.content_type, size=len(a.content),
+                            content=a.content) for a in request.attachments]
     return PreparedEmail(email=email, recipients=recipients, attachments=attachments, suppressed=suppressed,
                          tracked_links=tracked.links if tracked else [])
 

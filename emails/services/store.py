@@ -20,6 +20,7 @@ from functools import cache
 import psycopg
 from django.db import connection, transaction
 
+from config.instances import instance
 from config.recordsets import Recordset, dumps, recordset
 from emails.models import (
     Email,
@@ -148,8 +149,8 @@ def _store_in_one_statement(prepared: list[PreparedEmail], *, live: bool, now: d
         params["attachments"] += ({**ref, **row} for row in sets["attachments"].rows(item.attachments))
         params["links"] += ({**ref, "index": index, "url": url} for index, url in enumerate(item.tracked_links))
     events = first_events(prepared, now)
-    event_rows = sets["events"].rows([EmailEvent(type=e.type, recipient=e.recipient, data=e.data, timestamp=e.timestamp)
-                                      for e in events])
+    event_rows = sets["events"].rows([instance(EmailEvent, type=e.type, recipient=e.recipient, data=e.data,
+                                               timestamp=e.timestamp) for e in events])
     params["events"] = [{"email_ref": e.email.public_id, **row} for e, row in zip(events, event_rows, strict=True)]
     for name in ("emails", "recipients", "attachments", "links", "events"):
         # Rows are inserted in list order (ids follow it: recipients keep the order given).
