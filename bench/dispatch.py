@@ -284,8 +284,8 @@ def seed(subaccount, n: int, *, domain: str, start: int = 0, scheduled_at=None) 
     from emails.models import Email
     from emails.services import accept
 
-    publish = accept.enqueue_dispatch
-    accept.enqueue_dispatch = lambda ids: None  # the benchmark starts the draining itself
+    publish, wake = accept.enqueue_dispatch, accept.dispatch_wake
+    accept.enqueue_dispatch = accept.dispatch_wake = lambda ids: None  # the benchmark starts the draining itself
     ids: list[int] = []
     try:
         for chunk in range(start, start + n, SEED_CHUNK):
@@ -303,7 +303,7 @@ def seed(subaccount, n: int, *, domain: str, start: int = 0, scheduled_at=None) 
             if (chunk - start) % 10_000 == 0 and chunk > start:
                 print(f"  seeded {chunk - start}", flush=True)
     finally:
-        accept.enqueue_dispatch = publish
+        accept.enqueue_dispatch, accept.dispatch_wake = publish, wake
     assert len(ids) == n
     return ids
 

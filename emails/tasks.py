@@ -5,7 +5,6 @@ import logging
 from celery import shared_task
 
 from emails.services import email_dispatch, email_events_fan_out_pending, email_sweep
-from emails.services.accept import dispatch_wake_clear
 from emails.services.dispatch import BATCH_SIZE
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ def dispatch_emails(email_ids: list[int]) -> int:
 
 @shared_task(name="emails.dispatch_due", acks_late=True, reject_on_worker_lost=True)
 def dispatch_due() -> int:
-    dispatch_wake_clear()  # before claiming: see emails.services.accept.dispatch_wake
     claimed = email_dispatch(ids=None)
     _continue_draining(claimed)
     return claimed

@@ -3,7 +3,6 @@
 import logging
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +21,7 @@ from emails.models import (
 from emails.services.quota import quota_remaining
 from emails.services.store import PreparedEmail, emails_store
 from emails.services.suppressions import suppressed_addresses
+from emails.services.wake import Waker
 from emails.tracking.bodies import TrackingOptions, tracked_html, tracking_options
 from emails.validation import Address, SendRequest, send_request_parse
 
@@ -156,39 +156,22 @@ def enqueue_dispatch(email_ids: list[int]) -> None:
             return  # the next chunks would wait for the same dead broker
 
 
-WAKE_KEY = "mailroom:dispatch:wake"
-WAKE_SECONDS = 10
-
-
 def dispatch_wake(email_ids: list[int]) -> None:
-    """Make sure a ``dispatch_due`` task claims these (committed) rows soon.
+    """Make sure a ``dispatch_due`` task claims these committed rows soon (emails/services/wake.py)."""
+    _waker.wake(email_ids)
 
-    One pending task is enough for any number of sends: the task clears the flag before it
-    claims, so a send that finds the flag set committed before that claim and is in it (a
-    full batch makes the task queue another round). This costs a Redis SET NX per send
-    instead of a Celery publish (about a millisecond of CPU). A flag left by a lost task
-    expires after ``WAKE_SECONDS``; the sweeper republishes whatever waited that long.
-    """
+
+def _publish_dispatch_due(email_ids: list[int]) -> None:
     from emails.tasks import dispatch_due
 
     try:
-        if not cache.add(WAKE_KEY, 1, timeout=WAKE_SECONDS):
-            return
-    except Exception:  # the flag's Redis is down: publish anyway, the claim dedupes
-        logger.warning("Could not set the dispatch wake flag", exc_info=True)
-    try:
         dispatch_due.delay()
-    except Exception:
+    except Exception:  # broker down: the rows stay queued and the sweeper publishes them later
         logger.warning("Could not publish dispatch for %d emails; the sweeper will", len(email_ids), exc_info=True)
-        dispatch_wake_clear()
         _mark_unpublished(email_ids)
 
 
-def dispatch_wake_clear() -> None:
-    try:
-        cache.delete(WAKE_KEY)
-    except Exception:  # it expires on its own
-        logger.warning("Could not clear the dispatch wake flag", exc_info=True)
+_waker = Waker(_publish_dispatch_due)
 
 
 def _mark_unpublished(email_ids: list[int]) -> None:

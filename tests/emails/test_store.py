@@ -1,6 +1,7 @@
 """Storing accepted mail: one statement on PostgreSQL, the ORM elsewhere; the deferred fan-out."""
 
 import base64
+import time
 from datetime import timedelta
 
 import pytest
@@ -20,8 +21,15 @@ from emails.models import (
     SuppressionReason,
     TrackedLink,
 )
-from emails.services import accept, email_dispatch, email_events_fan_out, email_events_fan_out_pending, email_send
+from emails.services import (
+    accept,
+    email_dispatch,
+    email_events_fan_out,
+    email_events_fan_out_pending,
+    email_send,
+)
 from emails.services import store as store_module
+from emails.services.wake import Waker
 from tests.webhooks.helpers import make_endpoint
 from webhooks.models import WebhookEvent
 
@@ -167,25 +175,31 @@ def test_scheduled_mail_is_fanned_out_by_the_beat_before_its_release(tenants, ou
 # --- waking the dispatcher -----------------------------------------------------------------
 
 
-@pytest.fixture
-def published(monkeypatch, requires_redis):
-    from emails import tasks
-
-    calls = []
-    monkeypatch.setattr(tasks.dispatch_due, "delay", lambda: calls.append("dispatch_due"))
-    return calls
-
-
-def test_one_pending_task_serves_every_send_until_it_starts(tenants, published):
-    accept.dispatch_wake([1])
-    accept.dispatch_wake([2])
-    assert published == ["dispatch_due"]
-    accept.dispatch_wake_clear()  # what dispatch_due does before it claims
-    accept.dispatch_wake([3])
-    assert published == ["dispatch_due", "dispatch_due"]
+def test_the_first_wake_publishes_at_once_and_a_burst_after_it_once_more_at_the_end():
+    published = []
+    waker = Waker(published.append, interval=0.2)
+    waker.wake([1])
+    assert published == [[1]]
+    waker.wake([2])
+    waker.wake([3])
+    assert published == [[1]]  # armed, not yet fired
+    time.sleep(0.35)
+    assert published == [[1], [2, 3]]  # one trailing publish, after every commit that asked
+    time.sleep(0.25)
+    waker.wake([4])
+    assert published == [[1], [2, 3], [4]]
 
 
-def test_a_failed_publish_clears_the_flag_and_leaves_the_rows_to_the_sweeper(tenants, monkeypatch, requires_redis):
+def test_a_flushed_waker_publishes_what_it_holds():
+    published = []
+    waker = Waker(published.append, interval=60)
+    waker.wake([1])
+    waker.wake([2])
+    waker.flush()
+    assert published == [[1], [2]]
+
+
+def test_a_failed_publish_leaves_the_rows_to_the_sweeper(tenants, monkeypatch):
     from emails import tasks
 
     email = email_send(subaccount=tenants.a1.subaccount, environment="test", data=RICH)
@@ -194,13 +208,9 @@ def test_a_failed_publish_clears_the_flag_and_leaves_the_rows_to_the_sweeper(ten
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.dispatch_due, "delay", broker_down)
-    accept.dispatch_wake([email.pk])
+    accept._publish_dispatch_due([email.pk])
     email.refresh_from_db()
     assert email.enqueued_at is None  # the sweeper's next run publishes it
-    calls = []
-    monkeypatch.setattr(tasks.dispatch_due, "delay", lambda: calls.append(1))
-    accept.dispatch_wake([email.pk])
-    assert calls == [1]
 
 
 def test_single_sends_wake_and_big_batches_publish_by_id(api, tenants, monkeypatch,
