@@ -208,6 +208,7 @@ def outgoing_message(*, email, envelope_to: list[str], attachments, raw: bytes) 
     )
     # Envelope recipients: bcc included, suppressed addresses left out.
     message.envelope_recipients = envelope_to
+    message.envelope_from = email.from_address
     if html is not None:
         if text is None:
             message.body = html

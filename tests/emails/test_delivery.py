@@ -192,3 +192,28 @@ def test_a_claimed_row_cannot_be_claimed_or_cancelled_again(send, api, tenants, 
     assert email_claim(ids=[email.pk]) == []
     response = api(tenants.a1.live_key).post(f"/api/v1/emails/{email.public_id}/cancel")
     assert response.status_code == 409
+
+
+def test_the_signed_bytes_go_over_the_smtp_session_as_built(send, tenants, smtp_sink, outbox_tasks, monkeypatch):
+    from django.core.mail.backends import smtp
+
+    def not_used(self, messages):
+        raise AssertionError("send_messages re-parses plain ASCII envelopes; the transport sends directly")
+
+    monkeypatch.setattr(smtp.EmailBackend, "send_messages", not_used)
+    email = _send(send, tenants.a1.live_key, to=["Ann <ann@example.com>"], bcc="hidden@example.com")
+    assert email_dispatch(ids=[email.pk]) == 1
+    [received] = smtp_sink.wait_for(1)
+    assert received["mail_from"] == "hello@acme.test"
+    assert received["rcpt_tos"] == ["ann@example.com", "hidden@example.com"]
+    from emails.services.dispatch import _build
+
+    email.refresh_from_db()
+    assert received["raw"].split(b"\r\n\r\n", 1)[1] == _build(email).raw.split(b"\r\n\r\n", 1)[1]
+
+
+def test_an_internationalised_envelope_goes_through_the_backend(send, tenants, smtp_sink, outbox_tasks):
+    email = _send(send, tenants.a1.live_key, to="ann@b\u00fccher.example")
+    assert email_dispatch(ids=[email.pk]) == 1
+    [received] = smtp_sink.wait_for(1)
+    assert received["rcpt_tos"] == ["ann@xn--bcher-kva.example"]  # Django's backend IDNA-encodes it
