@@ -1,0 +1,42 @@
+"""The MIME builder's shortcuts write exactly what the standard library's classes would."""
+
+import email.policy
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, formatdate
+
+import pytest
+
+from emails import mime
+
+NAMES = ["Ann", "Ann Lee", "J. R. R. Tolkien", "Doe, John", 'The "Best" Shop', "O'Brien (sales)", "a;b:c",
+         "Caf\u00e9", "x" * 70]
+ADDRESSES = ["ann@example.com", "o'brien+tag@sub.example.co.uk", "very.long.local.part.for.testing@example.com"]
+ADDRESS_VALUES = ([formataddr((name, address)) for name in NAMES for address in ADDRESSES] + ADDRESSES
+                  + [", ".join(formataddr((n, a)) for n, a in zip(NAMES[:3], ADDRESSES, strict=True))])
+SUBJECTS = ["Hi", "Your receipt #42", "Re: [ticket 7] (urgent) a: b; c", "  padded ", "two  spaces", "tab\there",
+            "=?utf-8?q?looks_encoded?=", "Caf\u00e9 ouvert", "50% off -- today!", "x" * 90, "", "quote \" and \\"]
+OTHER = [("Date", formatdate(usegmt=True)), ("Date", formatdate(localtime=False)),
+         ("Date", format_datetime(datetime.now(UTC))), ("Date", "Sun, 22 Nov 2026 03:31:43 +0100"),
+         ("Message-ID", "<msg_3Jf0aB9zQ2xY7wV5uT1sR0pO@acme.test>"), ("X-Mailroom-Id", "msg_3Jf0aB9zQ2xY7wV5uT1sR0pO")]
+CASES = ([("To", v) for v in ADDRESS_VALUES] + [("Cc", v) for v in ADDRESS_VALUES]
+         + [("Subject", v) for v in SUBJECTS] + OTHER)
+
+
+def _bytes(policy, name: str, value: str) -> bytes:
+    message = EmailMessage(policy=policy)
+    message[name] = value
+    message.set_content("body")
+    return message.as_bytes()
+
+
+@pytest.mark.parametrize(("name", "value"), CASES)
+def test_a_header_is_written_byte_for_byte_as_the_stock_classes_write_it(name, value):
+    assert _bytes(mime._SMTP_POLICY, name, value) == _bytes(email.policy.SMTP, name, value)
+
+
+def test_the_shortcut_is_taken_for_the_common_cases():
+    taken = [v for v in ADDRESS_VALUES if mime._needs_no_folding("To", v)]
+    assert "Ann <ann@example.com>" in taken and '"Doe, John" <ann@example.com>' in taken
+    assert not mime._needs_no_folding("Subject", "Caf\u00e9 ouvert")  # encoded-word: the stock path
+    assert not mime._needs_no_folding("Subject", "x" * 90)  # folded: the stock path
