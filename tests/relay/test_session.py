@@ -2,9 +2,11 @@
 
 import base64
 import smtplib
+import time
 
 import pytest
 from django.db import connection, connections
+from django.db.backends.postgresql.base import DatabaseWrapper
 
 from accounts import services as account_services
 from accounts.models import Plan
@@ -259,22 +261,60 @@ def test_the_reply_carries_the_id_of_the_stored_email(relay, tenants, smtp_login
     client.quit()
 
 
-def test_a_database_outage_is_451_and_nothing_is_stored(relay, tenants, smtp_login):
+def _cut_the_relays_database_connections() -> None:
+    """Terminate every other connection to the test database (the relay's), and wait until
+    they are gone."""
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
+        for _ in range(100):
+            cursor.execute(f"SELECT count(*) {others}")
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the relay's database connections did not end")
+
+
+def test_a_database_outage_is_451_and_nothing_is_stored_then_mail_flows_again(relay, tenants, smtp_login):
     client = relay.login(smtp_login(tenants.a1))
+    queued_id(transaction(client, "hello@acme.test", ["ann@example.com"], message()))  # connections opened
     database = connections.settings["default"]
     original = dict(database)
     try:
         # Every new connection now fails, and the relay's open ones are cut.
         database.update(HOST="127.0.0.1", PORT="1")
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        _cut_the_relays_database_connections()
         code, reply = transaction(client, "hello@acme.test", ["ann@example.com"], message())
     finally:
         database.clear()
         database.update(original)
     assert (code, reply) == (451, b"4.3.0 Temporary failure, try again later")
-    assert Email.objects.count() == 0
+    assert Email.objects.count() == 1
+    # The database is back: the same session sends again, on new connections.
+    queued_id(transaction(client, "hello@acme.test", ["ann@example.com"], message()))
+    assert Email.objects.count() == 2
+    client.quit()
+
+
+def test_a_connection_the_database_closed_is_replaced_before_the_next_message(relay, tenants, smtp_login):
+    client = relay.login(smtp_login(tenants.a1))
+    for _ in range(3):  # every worker the session used has an open connection
+        queued_id(transaction(client, "hello@acme.test", ["ann@example.com"], message()))
+    _cut_the_relays_database_connections()  # as a database restart or an idle timeout would
+    queued_id(transaction(client, "hello@acme.test", ["ann@example.com"], message()))
+    assert Email.objects.count() == 4
+    client.quit()
+
+
+def test_an_open_healthy_connection_is_not_health_checked_before_each_message(relay, tenants, smtp_login,
+                                                                              monkeypatch):
+    checks = []
+    is_usable = DatabaseWrapper.is_usable
+    monkeypatch.setattr(DatabaseWrapper, "is_usable", lambda wrapper: checks.append(1) or is_usable(wrapper))
+    client = relay.login(smtp_login(tenants.a1))
+    for _ in range(3):
+        queued_id(transaction(client, "hello@acme.test", ["ann@example.com"], message()))
+    assert checks == []  # Django's CONN_HEALTH_CHECKS would run a SELECT 1 per message
     client.quit()
 
 
