@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from email import policy
 from email.header import decode_header, make_header
 from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage, Message
-from email.parser import BytesParser, Parser
+from email.message import Message
+from email.parser import BytesParser
 
 from config.api.errors import ValidationError
+from emails.relay.headers import Header, addresses, first, top_headers
 from emails.validation import RESERVED_HEADERS
 
 CONTROL_PREFIX = "x-mailroom-"
@@ -42,12 +43,12 @@ PASSTHROUGH_HEADERS = {
 }
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]{1,76}$")  # the API's rule (emails/validation.py)
 _FILENAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
-# Two parses of one message, both cheap: policy.default decodes the top-level headers
-# (RFC 2047 words, RFC 6532 UTF-8, address lists) and stops at the body; compat32 walks the
-# MIME tree. policy.default on the whole tree re-parses Content-Type on every access and cost
-# several times the rest of the relay's work per message.
-_HEADER_PARSER = Parser(_class=EmailMessage, policy=policy.default)
-_TREE_PARSER = BytesParser(policy=policy.compat32)
+# One parse of the message, with compat32: it walks the MIME tree cheaply. policy.default
+# decodes header values (RFC 2047 words, RFC 6532 UTF-8, address lists) but is slow: on the
+# whole tree it re-parses Content-Type on every access, and even a headers-only parse with it
+# pays for Content-Type. So only the top-level headers the send request reads are decoded,
+# each once, the way policy.default decodes them (emails/relay/headers.py).
+_PARSER = BytesParser(policy=policy.compat32)
 
 
 @dataclass
@@ -55,13 +56,6 @@ class ParsedMessage:
     data: dict
     idempotency_key: str | None
     dropped_headers: list[str]
-
-
-def _header_block(raw: bytes) -> str:
-    """The header section as text. Raw 8-bit header bytes are UTF-8 (RFC 6532, which SMTPUTF8
-    clients use); the bytes parser would keep them as undecodable surrogates."""
-    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
-    return raw[:end].decode("utf-8", "replace") + "\r\n\r\n"
 
 
 def _invalid(field: str, message: str) -> ValidationError:
@@ -74,26 +68,18 @@ def _unfold(value: str) -> str:
 
 def _display(address: HeaderAddress) -> str:
     # headerregistry's str() quotes a display name when needed and keeps it Unicode, the form
-    # the API's address parser reads back ("Ann Lee <ann@example.com>").
-    if not address.display_name:
-        return address.addr_spec
-    return str(HeaderAddress(display_name=address.display_name, addr_spec=address.addr_spec))
+    # the API's address parser reads back ("Ann Lee <ann@example.com>"). The API validates
+    # the address itself.
+    return str(address)
 
 
-def _addresses(message: EmailMessage, name: str) -> list[HeaderAddress]:
-    found = []
-    for header in message.get_all(name, []):
-        found.extend(getattr(header, "addresses", ()))
-    return found
-
-
-def _recipients(message: EmailMessage, rcpt_tos: list[str]) -> tuple[list[str], list[str], list[str]]:
+def _recipients(headers: list[Header], rcpt_tos: list[str]) -> tuple[list[str], list[str], list[str]]:
     envelope = {address.lower(): address for address in rcpt_tos}
     placed: set[str] = set()
 
     def shown(name: str) -> list[str]:
         result = []
-        for address in _addresses(message, name):
+        for address in addresses(headers, name):
             key = address.addr_spec.lower()
             if key in envelope and key not in placed:
                 placed.add(key)
@@ -101,7 +87,7 @@ def _recipients(message: EmailMessage, rcpt_tos: list[str]) -> tuple[list[str], 
         return result
 
     to, cc = shown("to"), shown("cc")
-    names = {a.addr_spec.lower(): a for a in _addresses(message, "bcc")}
+    names = {a.addr_spec.lower(): a for a in addresses(headers, "bcc")}
     bcc = []
     for key, address in envelope.items():
         if key not in placed:
@@ -113,8 +99,8 @@ def _recipients(message: EmailMessage, rcpt_tos: list[str]) -> tuple[list[str], 
     return to, cc, bcc
 
 
-def _sender(message: EmailMessage, mail_from: str) -> str:
-    senders = _addresses(message, "from")
+def _sender(headers: list[Header], mail_from: str) -> str:
+    senders = addresses(headers, "from")
     if len(senders) > 1:
         raise _invalid("from", "The From header must hold exactly one address.")
     return _display(senders[0]) if senders else mail_from
@@ -196,21 +182,21 @@ def _control_value(field: str, header: str, value: str):
     return value
 
 
-def _headers(message: EmailMessage) -> tuple[dict, dict, list[str]]:
+def _headers(headers: list[Header]) -> tuple[dict, dict, list[str]]:
     """(custom headers to send, send request fields from X-Mailroom-*, names of dropped headers)."""
     custom: dict[str, str] = {}
     control: dict = {}
     dropped: list[str] = []
     seen: set[str] = set()
-    for name in message.keys():  # names only: a value is parsed when it is used
-        lowered = name.lower()
+    for header in headers:  # a value is parsed only when it is used
+        name, lowered = header.name, header.key
         if not (lowered.startswith("x-") or lowered in PASSTHROUGH_HEADERS):
             continue  # From, To, Date, Message-ID, MIME structure...: the platform writes those
         if lowered in seen:
             dropped.append(name)  # a repeated header: the first one counts, as for the API's dict
             continue
         seen.add(lowered)
-        value = _unfold(str(message[name]))
+        value = _unfold(header.text)
         if lowered.startswith(CONTROL_PREFIX):
             field = CONTROL_HEADERS.get(lowered)
             if field is None:
@@ -230,13 +216,15 @@ def _headers(message: EmailMessage) -> tuple[dict, dict, list[str]]:
 def message_to_send_request(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> ParsedMessage:
     """Translate one received message; raises ValidationError (550 5.6.0) when it cannot be sent."""
     try:
-        message = _HEADER_PARSER.parsestr(_header_block(raw), headersonly=True)
-        sender = _sender(message, mail_from)
-        to, cc, bcc = _recipients(message, rcpt_tos)
-        reply_to = [_display(a) for a in _addresses(message, "reply-to")]
-        subject = _unfold(str(message["subject"])) if message["subject"] is not None else None
-        text, html, attachments = _bodies(_TREE_PARSER.parsebytes(raw))
-        custom, control, dropped = _headers(message)
+        tree = _PARSER.parsebytes(raw)
+        headers = top_headers(tree)
+        sender = _sender(headers, mail_from)
+        to, cc, bcc = _recipients(headers, rcpt_tos)
+        reply_to = [_display(a) for a in addresses(headers, "reply-to")]
+        subject_header = first(headers, "subject")
+        subject = _unfold(subject_header.text) if subject_header is not None else None
+        text, html, attachments = _bodies(tree)
+        custom, control, dropped = _headers(headers)
     except ValidationError:
         raise
     except Exception as exc:  # the email package raises assorted errors on broken MIME

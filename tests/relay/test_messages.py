@@ -118,6 +118,7 @@ def test_the_idempotency_header_replays_the_first_email(relay, api, tenants, smt
     (message(X_Mailroom_Metadata="[1, 2]"), b"5.6.0 The email is invalid: metadata: Must be a flat object."),
     (message(to="undisclosed-recipients:;"), b"5.6.0 The email is invalid: to: The To header must name"),
     (message(sender="a@acme.test, b@acme.test"), b"5.6.0 The email is invalid: from: The From header must hold"),
+    (message(sender="Acme <a..b@acme.test>"), b"5.6.0 The email is invalid: from: 'a..b@acme.test' is not a valid"),
 ])
 def test_invalid_mail_is_550_with_the_reason_and_stores_nothing(relay, tenants, smtp_login, content, field_reply):
     client = relay.login(smtp_login(tenants.a1))
