@@ -11,6 +11,7 @@ client on a loopback address AUTH without STARTTLS; anyone else still needs TLS.
 import asyncio
 import ipaddress
 import logging
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from aiosmtpd.smtp import SMTP
 from django.conf import settings
 
 from emails.relay.handler import RelayHandler
+from emails.relay.headers import DOT_ATOM
 from emails.relay.tls import self_signed_certificate, server_ssl_context
 
 logger = logging.getLogger("mailroom.smtp_relay")
@@ -83,10 +85,30 @@ def _is_loopback(peer) -> bool:
     return (mapped or address).is_loopback
 
 
+# aiosmtpd reads every MAIL FROM and RCPT TO path with the email package's RFC 5322 parser,
+# and defines a typing.Protocol class on each call: ~8% of the relay's own CPU per message.
+# The usual path, <local@domain> with a dot-atom on each side, is read here with the same
+# result (tests/relay/test_units.py compares the two); anything else goes to aiosmtpd.
+_PLAIN_PATH = re.compile(rf"<({DOT_ATOM}@{DOT_ATOM})>")
+
+
+def _plain_path(arg: str) -> tuple[str, str] | None:
+    """(address, parameters) for a plain ``<local@domain> [parameters]`` argument, else None."""
+    match = _PLAIN_PATH.match(arg)
+    if match is None:
+        return None
+    rest = arg[match.end():]
+    if rest[:1] in (" ", "\t"):
+        rest = rest.lstrip()  # the parser skips folding white space after the ">", as lstrip does
+    if rest.startswith("("):  # and comments, which are left to it
+        return None
+    return match[1], rest
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol with two per-connection decisions it can only make once the peer
     and the transport are known: implicit TLS counts as TLS for AUTH, and the development
-    switch for plaintext AUTH from loopback clients."""
+    switch for plaintext AUTH from loopback clients; and a cheaper reading of plain paths."""
 
     def __init__(self, handler, *, allow_plaintext_auth: bool = False, **kwargs):
         super().__init__(handler, **kwargs)
@@ -103,6 +125,11 @@ class RelaySMTP(SMTP):
         elif self._allow_plaintext_auth and _is_loopback(self.session.peer):
             self.require_starttls = False
             self._auth_require_tls = False
+
+    def _getaddr(self, arg: str):
+        # aiosmtpd's own helper for MAIL and RCPT (pinned aiosmtpd==1.4.6), overridden for speed.
+        plain = None if self.local_part_limit else _plain_path(arg)
+        return plain or super()._getaddr(arg)
 
 
 def _smtp_kwargs(config: RelayConfig, context) -> dict:

@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from cryptography import x509
 
 from config.api.errors import (
@@ -17,7 +18,7 @@ from config.api.errors import (
     ValidationError,
 )
 from emails.relay import replies, tls
-from emails.relay.server import _is_loopback
+from emails.relay.server import RelaySMTP, _is_loopback, _plain_path
 from emails.relay.tls import self_signed_certificate
 
 
@@ -28,6 +29,21 @@ from emails.relay.tls import self_signed_certificate
 ])
 def test_only_loopback_peers_count_as_loopback(peer, loopback):
     assert _is_loopback(peer) is loopback
+
+
+PLAIN_PATHS = ["<ann@example.com>", "<Ann.Lee+x@Mail.Example.COM> SIZE=2048", "<a@b>SIZE=1",
+               "<a@b>  SIZE=10 BODY=8BITMIME", "<a@b>\tSMTPUTF8", "<a@b> \u00a0X", "<a@b>\x0bX", "<a@b>>"]
+OTHER_PATHS = ["<>", "<a@b> (comment) SIZE=1", " <a@b>", "<a@b", "a@b", '<"a b"@example.com>',
+               "<a@[127.0.0.1]>", "<@relay.example:a@b>", "<jö@example.com>", "<a..b@example.com>", "<a@b.>", ""]
+
+
+@pytest.mark.parametrize("arg", PLAIN_PATHS + OTHER_PATHS)
+def test_paths_are_read_as_aiosmtpd_reads_them(arg):
+    # Protocol objects without a connection: _getaddr only reads local_part_limit.
+    aiosmtpd, relay = SMTP.__new__(SMTP), RelaySMTP.__new__(RelaySMTP)
+    aiosmtpd.local_part_limit = relay.local_part_limit = 0
+    assert relay._getaddr(arg) == aiosmtpd._getaddr(arg)
+    assert (_plain_path(arg) is not None) is (arg in PLAIN_PATHS)  # the cheap reading is used for these
 
 
 @pytest.mark.parametrize("error, reply", [
