@@ -9,11 +9,8 @@ from django.utils import timezone
 from accounts.models import SubAccount
 from config.api.errors import ApplicationError, QuotaExceeded, RecipientSuppressed
 from config.ids import new_public_id
-from config.instances import instance
 from emails.models import (
     Email,
-    EmailAttachment,
-    EmailRecipient,
     EmailStatus,
     Environment,
     RecipientKind,
@@ -75,7 +72,7 @@ def _render_template(context: _SendContext, request: SendRequest) -> tuple[str, 
     return rendered.template_id, rendered.template_version
 
 
-def _recipients(request: SendRequest, suppressed_set: set[str]) -> tuple[list[EmailRecipient], list[str]]:
+def _recipients(request: SendRequest, suppressed_set: set[str]) -> tuple[list[dict], list[str]]:
     rows, suppressed, seen = [], [], set()
     for kind, addresses in ((RecipientKind.TO, request.to), (RecipientKind.CC, request.cc),
                             (RecipientKind.BCC, request.bcc)):
@@ -86,8 +83,8 @@ def _recipients(request: SendRequest, suppressed_set: set[str]) -> tuple[list[Em
             is_suppressed = address.key in suppressed_set
             if is_suppressed:
                 suppressed.append(address.key)
-            rows.append(instance(EmailRecipient, kind=kind, address=address.key, display_name=address.name,
-                                 suppressed=is_suppressed))
+            rows.append({"kind": kind, "address": address.key, "display_name": address.name,
+                         "suppressed": is_suppressed})
     return rows, suppressed
 
 
@@ -110,8 +107,8 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
     scheduled = request.scheduled_at is not None
     tracking = context.tracking_options(request)
     tracked = tracked_html(html=request.html, email_public_id=public_id, options=tracking)
-    email = instance(
-        Email, public_id=public_id, account_id=subaccount.account_id, subaccount_id=subaccount.pk,
+    values = dict(
+        public_id=public_id, account_id=subaccount.account_id, subaccount_id=subaccount.pk,
         environment=context.environment, status=EmailStatus.SCHEDULED if scheduled else EmailStatus.QUEUED,
         from_header=request.sender.header, from_address=request.sender.address,
         from_domain=request.sender.domain, to=_headers(request.to), cc=_headers(request.cc),
@@ -125,16 +122,15 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
         scheduled_at=request.scheduled_at, next_attempt_at=request.scheduled_at or now,
         enqueued_at=None if scheduled else now,
     )
-    email.subaccount = subaccount
-    attachments = [instance(EmailAttachment, filename=a.filename, content_type=a.content_type, size=len(a.content),
-                            content=a.content) for a in request.attachments]
-    return PreparedEmail(email=email, recipients=recipients, attachments=attachments, suppressed=suppressed,
-                         tracked_links=tracked.links if tracked else [])
+    attachments = [{"filename": a.filename, "content_type": a.content_type, "size": len(a.content),
+                    "content": a.content} for a in request.attachments]
+    return PreparedEmail(values=values, recipients=recipients, attachments=attachments, subaccount=subaccount,
+                         suppressed=suppressed, tracked_links=tracked.links if tracked else [])
 
 
 def _store(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
     emails_store(prepared, live=live, now=now)
-    queued = [p.email.pk for p in prepared if p.email.status == EmailStatus.QUEUED]
+    queued = [p.values["id"] for p in prepared if p.values["status"] == EmailStatus.QUEUED]
     if len(queued) >= DISPATCH_CHUNK:  # a big batch: tasks by id, so every worker takes a share at once
         transaction.on_commit(lambda: enqueue_dispatch(queued))
     elif queued:
@@ -241,5 +237,5 @@ def email_send_batch(*, subaccount: SubAccount, environment: str, items: list) -
     for index, _ in prepared[len(accepted):]:
         results[index] = _error_item(index, QuotaExceeded(details={"quota": [_quota_message(subaccount)]}))
     for index, item in accepted:
-        results[index] = {"index": index, "id": item.email.public_id, "status": item.email.status}
+        results[index] = {"index": index, "id": item.values["public_id"], "status": item.values["status"]}
     return results

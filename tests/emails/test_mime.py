@@ -16,8 +16,9 @@ ADDRESS_VALUES = ([formataddr((name, address)) for name in NAMES for address in 
                   + [", ".join(formataddr((n, a)) for n, a in zip(NAMES[:3], ADDRESSES, strict=True))])
 SUBJECTS = ["Hi", "Your receipt #42", "Re: [ticket 7] (urgent) a: b; c", "  padded ", "two  spaces", "tab\there",
             "=?utf-8?q?looks_encoded?=", "Caf\u00e9 ouvert", "50% off -- today!", "x" * 90, "", "quote \" and \\"]
-OTHER = [("Date", formatdate(usegmt=True)), ("Date", formatdate(localtime=False)),
-         ("Date", format_datetime(datetime.now(UTC))), ("Date", "Sun, 22 Nov 2026 03:31:43 +0100"),
+WHEN = 1_795_000_000  # fixed: pytest-xdist needs the same test ids in every worker
+OTHER = [("Date", formatdate(WHEN, usegmt=True)), ("Date", formatdate(WHEN)),
+         ("Date", format_datetime(datetime.fromtimestamp(WHEN, UTC))), ("Date", "Sun, 22 Nov 2026 03:31:43 +0100"),
          ("Message-ID", "<msg_3Jf0aB9zQ2xY7wV5uT1sR0pO@acme.test>"), ("X-Mailroom-Id", "msg_3Jf0aB9zQ2xY7wV5uT1sR0pO")]
 CASES = ([("To", v) for v in ADDRESS_VALUES] + [("Cc", v) for v in ADDRESS_VALUES]
          + [("Subject", v) for v in SUBJECTS] + OTHER)
