@@ -131,9 +131,7 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
 def _store(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
     emails_store(prepared, live=live, now=now)
     queued = [p.values["id"] for p in prepared if p.values["status"] == EmailStatus.QUEUED]
-    if len(queued) >= DISPATCH_CHUNK:  # a big batch: tasks by id, so every worker takes a share at once
-        transaction.on_commit(lambda: enqueue_dispatch(queued))
-    elif queued:
+    if queued:
         transaction.on_commit(lambda: dispatch_wake(queued))
 
 

@@ -8,6 +8,7 @@ expires, and the sweeper requeues them (at-least-once, recognisable by Message-I
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -107,11 +108,18 @@ def _build(email: Email, signing_keys: dict | None = None):
     return outgoing_message(email=email, envelope_to=envelope, attachments=attachments, raw=raw)
 
 
-def email_dispatch(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> int:
-    """Claim and deliver one batch; returns how many emails were claimed."""
+def email_dispatch(*, ids: list[int] | None = None, limit: int = BATCH_SIZE,
+                   on_backlog: Callable[[], None] | None = None) -> int:
+    """Claim and deliver one batch; returns how many emails were claimed.
+
+    ``on_backlog`` is called right after a full claim, before sending: more is probably due,
+    and another worker can start on it while this one sends (the tasks queue the next round).
+    """
     claimed = email_claim(ids=ids, limit=limit)
     if not claimed:
         return 0
+    if on_backlog is not None and len(claimed) >= limit:
+        on_backlog()
     emails = list(Email.objects.filter(pk__in=claimed, status=EmailStatus.SENDING)
                   .prefetch_related("recipients", "attachments"))
     results: list[_Result] = []

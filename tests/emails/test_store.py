@@ -213,15 +213,27 @@ def test_a_failed_publish_leaves_the_rows_to_the_sweeper(tenants, monkeypatch):
     assert email.enqueued_at is None  # the sweeper's next run publishes it
 
 
-def test_single_sends_wake_and_big_batches_publish_by_id(api, tenants, monkeypatch,
-                                                         django_capture_on_commit_callbacks):
+def test_single_sends_and_batches_wake_the_dispatcher(api, tenants, monkeypatch, django_capture_on_commit_callbacks):
     woken, by_id = [], []
     monkeypatch.setattr(accept, "dispatch_wake", lambda ids: woken.append(list(ids)))
     monkeypatch.setattr(accept, "enqueue_dispatch", lambda ids: by_id.append(list(ids)))
     with django_capture_on_commit_callbacks(execute=True):
         email = email_send(subaccount=tenants.a1.subaccount, environment="live", data=RICH)
-    assert woken == [[email.pk]] and by_id == []
-    items = [dict(RICH, to=f"u{i}@example.com", cc=[], bcc=[]) for i in range(accept.DISPATCH_CHUNK)]
+    assert woken == [[email.pk]]
+    items = [dict(RICH, to=f"u{i}@example.com", cc=[], bcc=[]) for i in range(60)]
     with django_capture_on_commit_callbacks(execute=True):
         api(tenants.a1.live_key).post("/api/v1/emails/batch", {"emails": items}, format="json")
-    assert len(by_id) == 1 and len(by_id[0]) == accept.DISPATCH_CHUNK
+    assert len(woken) == 2 and len(woken[1]) == 60 and by_id == []
+
+
+def test_a_full_claim_queues_the_next_round_before_sending(tenants, outbox_tasks, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    from django.core import mail
+
+    for i in range(5):
+        email_send(subaccount=tenants.a1.subaccount, environment="live", data=dict(RICH, to=f"u{i}@example.com"))
+    rounds = []
+    assert email_dispatch(limit=3, on_backlog=lambda: rounds.append(len(mail.outbox))) == 3
+    assert rounds == [0]  # called once, before anything was sent
+    assert email_dispatch(limit=3, on_backlog=lambda: rounds.append(len(mail.outbox))) == 2
+    assert rounds == [0]  # a partial claim: no backlog
