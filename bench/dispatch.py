@@ -312,13 +312,13 @@ def built_messages(ids: list[int]) -> list[tuple[str, list[str], bytes]]:
     """(envelope from, recipients, MIME bytes) exactly as the worker builds them (signed when
     the domain has a key), for the smtplib baseline and the post_office comparison."""
     from emails.models import Email
-    from emails.services.dispatch import _build
+    from emails.services.dispatch import build_message
 
     messages = []
     for start in range(0, len(ids), 1000):
         for email in (Email.objects.filter(pk__in=ids[start:start + 1000]).order_by("pk")
                       .prefetch_related("recipients", "attachments")):
-            message = _build(email)
+            message = build_message(email)
             messages.append((email.from_address, message.recipients(), message.message().as_bytes()))
     return messages
 

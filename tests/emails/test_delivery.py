@@ -206,10 +206,10 @@ def test_the_signed_bytes_go_over_the_smtp_session_as_built(send, tenants, smtp_
     [received] = smtp_sink.wait_for(1)
     assert received["mail_from"] == "hello@acme.test"
     assert received["rcpt_tos"] == ["ann@example.com", "hidden@example.com"]
-    from emails.services.dispatch import _build
+    from emails.services.dispatch import build_message
 
     email.refresh_from_db()
-    assert received["raw"].split(b"\r\n\r\n", 1)[1] == _build(email).raw.split(b"\r\n\r\n", 1)[1]
+    assert received["raw"].split(b"\r\n\r\n", 1)[1] == build_message(email).raw.split(b"\r\n\r\n", 1)[1]
 
 
 def test_an_internationalised_envelope_goes_through_the_backend(send, tenants, smtp_sink, outbox_tasks):
