@@ -55,7 +55,10 @@ def gunicorn(port: int = 8711, workers: int = 2, threads: int = 4):
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--log-level", "warning"],
+         # gthread accepts greedily: one process can take every keep-alive connection wrk opens
+         # and serve them all on one core while the other idles. Two connections per thread
+         # spreads them evenly; the same for the baseline and the product.
+         "--worker-connections", str(2 * threads), "--log-level", "warning"],
         cwd=ROOT, env=bench_env(), start_new_session=True)
     try:
         deadline = time.time() + 30
