@@ -38,18 +38,26 @@ class Recordset:
         """The SELECT list turning record columns into table values (bytea arrives as base64)."""
         return ", ".join(_decoded(f, f"{alias}.{_name(f)}") for f in self.columns)
 
-    def value_rows(self, values_list: list[dict]) -> list[dict]:
+    def value_rows(self, values_list: list[dict], *, now: datetime.datetime | None = None) -> list[dict]:
         """Rows given as {attname: value} dicts, as JSON-ready {column: value} dicts: missing
-        columns get the field's default, ``auto_now``/``auto_now_add`` ones the current time
-        and public ids a new id, as saving an instance would give them."""
+        columns get the field's default, ``auto_now``/``auto_now_add`` ones ``now`` and public
+        ids a new id, as saving an instance would give them."""
         plan = self._plan
-        now = timezone.now()
+        now = now or timezone.now()
+        converted: dict = {}  # a batch repeats one timestamp thousands of times: convert it once
         rows = []
         for values in values_list:
             row = {}
             for column, attname, missing, convert in plan:
                 value = values[attname] if attname in values else missing(now)
-                row[column] = value if convert is None or value is None else convert(value)
+                if convert is _isoformat and value is not None:
+                    text = converted.get(value)
+                    if text is None:
+                        text = converted[value] = value.isoformat()
+                    value = text
+                elif convert is not None and value is not None:
+                    value = convert(value)
+                row[column] = value
             rows.append(row)
         return rows
 

@@ -108,6 +108,10 @@ class _Errors:
         self.details.setdefault(name, []).append(message)
 
 
+# A display name, quoting or a comment: the standard library's header parser is needed.
+_NEEDS_HEADER_PARSER = re.compile(r'[<>",()]')
+
+
 def parse_address(value, name: str, errors: _Errors) -> Address | None:
     if not isinstance(value, str) or not value.strip():
         errors.add(name, "Must be an email address, optionally with a display name: \"Name <a@b.com>\".")
@@ -115,7 +119,7 @@ def parse_address(value, name: str, errors: _Errors) -> Address | None:
     if _CRLF.search(value):
         errors.add(name, "Must not contain line breaks.")
         return None
-    if any(c in value for c in '<>",()'):
+    if _NEEDS_HEADER_PARSER.search(value):
         parsed = _display_and_address(value)
         if parsed is None:
             errors.add(name, f"{value!r} is not one valid email address.")

@@ -150,14 +150,22 @@ def _statement() -> str:
 
 def _store_in_one_statement(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
     sets = _recordsets()
-    rows: dict[str, list[dict]] = {"emails": sets["emails"].value_rows([p.values for p in prepared]),
-                                   "recipients": [], "attachments": [], "links": [], "events": []}
+    children: dict[str, tuple[list[str], list[dict]]] = {  # table -> (email refs, rows)
+        "recipients": ([], []), "attachments": ([], []), "events": ([], [])}
+    links = []
     for item in prepared:
-        ref = {"email_ref": item.values["public_id"]}
-        rows["recipients"] += ({**ref, **row} for row in sets["recipients"].value_rows(item.recipients))
-        rows["attachments"] += ({**ref, **row} for row in sets["attachments"].value_rows(item.attachments))
-        rows["links"] += ({**ref, "index": index, "url": url} for index, url in enumerate(item.tracked_links))
-        rows["events"] += ({**ref, **row} for row in sets["events"].value_rows(_first_events(item, now)))
+        ref = item.values["public_id"]
+        for name, values in (("recipients", item.recipients), ("attachments", item.attachments),
+                             ("events", _first_events(item, now))):
+            refs, table_values = children[name]
+            refs.extend([ref] * len(values))
+            table_values.extend(values)
+        links.extend({"email_ref": ref, "index": index, "url": url} for index, url in enumerate(item.tracked_links))
+    rows: dict[str, list[dict]] = {"emails": sets["emails"].value_rows([p.values for p in prepared], now=now),
+                                   "links": links}
+    for name, (refs, values) in children.items():
+        rows[name] = [{"email_ref": ref, **row}
+                      for ref, row in zip(refs, sets[name].value_rows(values, now=now), strict=True)]
     # Rows are inserted in list order (ids follow it: recipients keep the order given).
     params = {name: dumps([{"ord": index, **row} for index, row in enumerate(table)]) for name, table in rows.items()}
     params.update(account_id=prepared[0].values["account_id"], month=month_start(now.date()),
