@@ -1,7 +1,7 @@
 SCHEDULE = {
-    "emails-sweep": {
+    "emails-sweep": {  # twice a second: scheduled mail leaves within about half a second of its time
         "task": "emails.sweep",
-        "schedule": 1.0,
+        "schedule": 0.5,
         "options": {"expires": 5},
     },
     "emails-fan-out": {  # webhooks and counters of accepted mail's first events (emails/services/events.py)

@@ -20,7 +20,9 @@ def _next_round() -> None:
 
 @shared_task(name="emails.dispatch", acks_late=True, reject_on_worker_lost=True)
 def dispatch_emails(email_ids: list[int]) -> int:
-    return email_dispatch(ids=email_ids, on_backlog=_next_round)
+    # Published by the sweeper, a task per 50 ids it released or republished: no next round,
+    # the other ids already have their tasks (and the sweeper runs again within a second).
+    return email_dispatch(ids=email_ids)
 
 
 @shared_task(name="emails.dispatch_due", acks_late=True, reject_on_worker_lost=True)

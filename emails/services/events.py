@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from analytics.services import rollups_apply
+from config.draining import drain
 from emails.models import (
     Email,
     EmailEvent,
@@ -133,13 +134,7 @@ def email_events_fan_out(*, email_ids: list[int] | None = None, limit: int = FAN
 
 def email_events_fan_out_pending(*, max_rounds: int = 20) -> int:
     """Drain the pending fan-out in batches (the beat task); returns how many events."""
-    done = 0
-    for _ in range(max_rounds):
-        count = email_events_fan_out()
-        done += count
-        if count < FAN_OUT_BATCH:
-            break
-    return done
+    return drain(email_events_fan_out, batch_size=FAN_OUT_BATCH, max_rounds=max_rounds)
 
 
 def _apply_transitions(events: list[NewEvent], now: datetime) -> None:

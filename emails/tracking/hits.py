@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
+from config.draining import drain
 from emails.models import Email, EmailRecipient, EventType, TrackedLink, TrackingHit, TrackingHitKind
 from emails.services.events import NewEvent, email_events_record
 from emails.tracking.machine import machine_reason
@@ -151,10 +152,4 @@ def tracking_hits_flush(*, limit: int = FLUSH_BATCH) -> int:
 
 def tracking_hits_flush_all(*, max_batches: int = 20) -> int:
     """Drain the backlog, a bounded number of batches per call (the beat task's body)."""
-    total = 0
-    for _ in range(max_batches):
-        flushed = tracking_hits_flush()
-        total += flushed
-        if flushed < FLUSH_BATCH:
-            break
-    return total
+    return drain(tracking_hits_flush, batch_size=FLUSH_BATCH, max_rounds=max_batches)
