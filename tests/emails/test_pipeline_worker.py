@@ -205,7 +205,7 @@ def test_a_scheduled_email_goes_out_within_two_seconds_of_its_time(tenants, pipe
                                                                    smtp_sink):
     env = pipeline()
     processes.worker(env)
-    processes.beat(env)  # emails-sweep every second releases due scheduled mail
+    processes.beat(env)  # emails-sweep (twice a second) releases due scheduled mail
     base = timezone.now() + timedelta(seconds=3)
     # Spread over a second and a half so the releases fall at different points of beat's tick.
     due: dict[str, datetime] = {}
