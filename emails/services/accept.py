@@ -120,7 +120,7 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
         track_opens=tracking.track_opens, track_clicks=tracking.track_clicks,
         unsubscribe=request.unsubscribe, message_id=f"<{public_id}@{request.sender.domain}>",
         scheduled_at=request.scheduled_at, next_attempt_at=request.scheduled_at or now,
-        enqueued_at=None if scheduled else now,
+        enqueued_at=None if scheduled else now, created_at=now, updated_at=now,
     )
     attachments = [{"filename": a.filename, "content_type": a.content_type, "size": len(a.content),
                     "content": a.content} for a in request.attachments]

@@ -5,6 +5,7 @@ import pytest
 from django.utils import timezone
 
 from emails.models import Email, EmailAttachment, EmailEvent, EmailRecipient, IdempotencyRecord, Suppression
+from emails.serializers import EmailOutput
 from tests.conftest import assert_error, assert_ok
 
 
@@ -33,6 +34,11 @@ def test_it_accepts_an_email_and_returns_the_resource(send, tenants, outbox_task
         "ann@example.com", "bob@example.com", "carol@example.com"]
     assert list(email.events.values_list("type", flat=True)) == ["queued"]
     assert outbox_tasks == [[email.pk]]
+    # The response is built from the values sent to the database, not read back: it must say
+    # what a read of the stored row says.
+    stored = EmailOutput(email).data
+    assert {key: value for key, value in data.items() if key != "replayed"} == stored
+    assert stored["created_at"] is not None
 
 
 def test_a_test_key_sends_in_the_test_environment(send, tenants, outbox_tasks):
