@@ -223,13 +223,6 @@ class Sink:
 
 # --- Django in this process (seeding, building, checking) -------------------------------------
 
-def setup_django(sink_port: int) -> None:
-    os.environ.update(bench_env(**sink_env(sink_port)))
-    import django
-
-    django.setup()
-
-
 def sink_env(sink_port: int) -> dict:
     return {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": sink_port, "EMAIL_TIMEOUT": 30, "MAILROOM_LOG_LEVEL": "WARNING",
@@ -242,16 +235,26 @@ def bench_subaccount(keys: dict):
     return SubAccount.objects.select_related("account__plan").get(public_id=keys["subaccount_id"])
 
 
-def prepare_run() -> tuple[dict, int, dict, object]:
-    """What every sending benchmark starts with: machine facts, a free sink port, a fresh
-    database with a bench account, Django set up against the sink; (info, port, keys, subaccount)."""
+def start_run(**env) -> tuple[dict, dict, object]:
+    """What every benchmark run starts with: machine facts, a fresh database with a bench
+    account, Django set up in this process with ``env`` added; (info, keys, subaccount)."""
     VAR.mkdir(exist_ok=True)
     info = machine()
-    port = free_port()
     fresh_database()
     keys = create_account()
-    setup_django(port)
-    return info, port, keys, bench_subaccount(keys)
+    os.environ.update(bench_env(**env))
+    import django
+
+    django.setup()
+    return info, keys, bench_subaccount(keys)
+
+
+def prepare_run() -> tuple[dict, int, dict, object]:
+    """``start_run`` for the sending benchmarks, with Django's SMTP backend pointed at a free
+    port for the sink; (info, port, keys, subaccount)."""
+    port = free_port()
+    info, keys, subaccount = start_run(**sink_env(port))
+    return info, port, keys, subaccount
 
 
 def signed_domain(subaccount) -> dict:

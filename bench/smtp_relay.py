@@ -50,9 +50,9 @@ from bench.dispatch import (  # noqa: E402
     cpu_seconds,
     free_port,
     loadavg,
-    machine,
+    start_run,
 )
-from bench.harness import bench_env, create_account, fresh_database  # noqa: E402
+from bench.harness import bench_env  # noqa: E402
 
 # --- the baseline sink (its own process) --------------------------------------------------------
 
@@ -219,18 +219,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500, help="per connection")
     args = parser.parse_args()
     c, m = args.connections, args.messages
-    info = machine()
+    info, _, subaccount = start_run(MAILROOM_LOG_LEVEL="WARNING")
     print(f"machine: {info}", flush=True)
-    fresh_database()
-    keys = create_account()
-    os.environ.update(bench_env(MAILROOM_LOG_LEVEL="WARNING"))
-    import django
-
-    django.setup()
-    from accounts.models import SubAccount
     from emails.relay.credentials import smtp_credential_create
 
-    subaccount = SubAccount.objects.get(public_id=keys["subaccount_id"])
     credential, password = smtp_credential_create(subaccount=subaccount, environment="live", name="bench",
                                                   rate_limit=100_000_000, operator=True)
     results: dict = {"machine": info, "connections": c, "per_connection": m}

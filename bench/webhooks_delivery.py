@@ -50,9 +50,8 @@ from bench.dispatch import (  # noqa: E402
     cpu_seconds,
     free_port,
     loadavg,
-    machine,
+    start_run,
 )
-from bench.harness import bench_env, create_account, fresh_database  # noqa: E402
 
 # --- the receiver (its own process) -----------------------------------------------------------
 
@@ -281,17 +280,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
     n = args.events
-    info = machine()
+    info, _, subaccount = start_run(MAILROOM_LOG_LEVEL="WARNING")
     print(f"machine: {info}", flush=True)
-    fresh_database()
-    keys = create_account()
-    os.environ.update(bench_env(MAILROOM_LOG_LEVEL="WARNING"))
-    import django
-
-    django.setup()
-    from accounts.models import SubAccount
-
-    subaccount = SubAccount.objects.get(public_id=keys["subaccount_id"])
     port = free_port()
     receiver = Receiver(port, args.slow_seconds)
     results: dict = {"machine": info, "events": n}
