@@ -50,7 +50,7 @@ class Waker:
         self._publish(list(email_ids))
 
     def flush(self) -> None:
-        """Publish what is pending now (tests, shutdown)."""
+        """Publish what is pending now, without waiting for the interval (used by tests)."""
         with self._cond:
             email_ids, self._pending = self._pending, None
             self._last = time.monotonic()
