@@ -103,6 +103,8 @@ if DATABASE_URL:
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, with a health check that skips the SELECT 1 on a quiet socket.
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
         # Django's cursors bind client-side and never prepare; this only lets the few hot
         # statements that ask for it (emails/services/store.py) be prepared once per connection.
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5

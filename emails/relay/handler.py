@@ -3,8 +3,8 @@
 aiosmtpd runs on an event loop; everything that touches the database or the cache is
 synchronous Django code, so it runs in a worker thread of the handler's own pool (sessions
 must not queue behind one shared thread) with ``close_old_connections`` around each call, as a
-request would have, but without the ``SELECT 1`` health check on a connection whose socket
-shows it is still open (``_skip_needless_health_checks``).
+request would have (the database backend, ``config.postgresql``, skips the ``SELECT 1`` health
+check on a connection whose socket shows it is still open).
 
 aiosmtpd calls its ``authenticator`` callback synchronously on the event loop, where a
 database lookup would stall every connection (and Django refuses ORM calls from async code).
@@ -17,7 +17,6 @@ import asyncio
 import binascii
 import functools
 import logging
-import select
 import threading
 from base64 import b64decode
 from concurrent.futures import ThreadPoolExecutor
@@ -70,35 +69,6 @@ def _check_address(address: str) -> str | None:
     return None
 
 
-def _socket_is_quiet(wrapper) -> bool:
-    """Whether nothing has arrived on an open PostgreSQL connection since its last use.
-
-    An idle connection is sent nothing unless the server is ending it: a backend that is
-    terminated, shut down or timed out sends an error and closes the socket, and either makes
-    the socket readable. Asking the kernel is a system call; Django's check is a round trip."""
-    if wrapper.vendor != "postgresql" or wrapper.connection is None or wrapper.connection.closed:
-        return False
-    poller = select.poll()
-    poller.register(wrapper.connection.fileno(), select.POLLIN | select.POLLPRI)
-    return not poller.poll(0)
-
-
-def _skip_needless_health_checks() -> None:
-    """Mark this thread's quiet connections as checked, right after ``close_old_connections``.
-
-    With ``CONN_HEALTH_CHECKS``, Django runs ``SELECT 1`` before the first query after each
-    ``close_old_connections``: here that is every call into a worker, a second round trip
-    for a message whose own work may be one statement. The check exists to replace a
-    connection the server closed while it sat idle, which a quiet socket rules out. A
-    connection with data waiting, or one that failed in its last call (already re-checked or
-    closed by ``close_old_connections``), keeps Django's behaviour: check, then reconnect.
-    A connection that breaks during a call still fails that call (451) and is replaced before
-    the next one, as with the check."""
-    for wrapper in connections.all(initialized_only=True):
-        if wrapper.health_check_enabled and not wrapper.health_check_done and _socket_is_quiet(wrapper):
-            wrapper.health_check_done = True
-
-
 def _sender_decision(login: authenticator.RelayLogin, address: str) -> str:
     principal, reply = authenticator.current_principal(login)
     if reply is not None:
@@ -149,7 +119,6 @@ class RelayHandler:
 
     def _with_fresh_connections(self, function, *args, **kwargs):
         close_old_connections()
-        _skip_needless_health_checks()
         try:
             return function(*args, **kwargs)
         finally:

@@ -1,0 +1,69 @@
+"""config.postgresql: CONN_HEALTH_CHECKS without a SELECT 1 on a connection that is still open."""
+
+import time
+
+import pytest
+from django.db import connection, connections
+from django.db.backends.postgresql.base import DatabaseWrapper as DjangoPostgresWrapper
+
+from config.postgresql.base import DatabaseWrapper, socket_is_quiet
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def persistent(requires_postgres):
+    """A second connection to the test database, persistent and health-checked as in production."""
+    wrapper = connections.create_connection("default")
+    wrapper.settings_dict.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
+    wrapper.ensure_connection()
+    yield wrapper
+    wrapper.close()
+
+
+def _new_request(wrapper) -> None:
+    """What close_old_connections does at the start of a request, then the request's first query."""
+    wrapper.close_if_unusable_or_obsolete()
+    wrapper.health_check_done = False  # each request checks again before its first query
+    wrapper.close_if_health_check_failed()
+
+
+def _asked(monkeypatch) -> list:
+    asked = []
+    is_usable = DjangoPostgresWrapper.is_usable
+    monkeypatch.setattr(DjangoPostgresWrapper, "is_usable", lambda self: asked.append(1) or is_usable(self))
+    return asked
+
+
+def test_the_backend_is_in_use(requires_postgres):
+    assert type(connections["default"]) is DatabaseWrapper
+
+
+def test_an_open_quiet_connection_is_kept_without_a_query(persistent, monkeypatch):
+    asked = _asked(monkeypatch)
+    backend_pid = persistent.connection.info.backend_pid
+    for _ in range(3):
+        _new_request(persistent)
+        with persistent.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            assert cursor.fetchone()[0] == backend_pid  # the same connection, kept
+    assert asked == []  # Django's own check would have run SELECT 1 three times
+
+
+def test_a_connection_the_server_ended_is_checked_and_replaced(persistent, monkeypatch):
+    asked = _asked(monkeypatch)
+    old_pid = persistent.connection.info.backend_pid
+    with connection.cursor() as cursor:  # as a database restart or an idle timeout would
+        cursor.execute("SELECT pg_terminate_backend(%s)", [old_pid])
+    deadline = time.monotonic() + 5
+    while not persistent.connection.closed and time.monotonic() < deadline:
+        # The server's goodbye makes the socket readable: from then on it is no longer quiet.
+        if not socket_is_quiet(persistent.connection):
+            break
+        time.sleep(0.01)
+    _new_request(persistent)
+    assert asked == [1]  # not quiet: Django's check ran, failed, and closed the connection
+    assert persistent.connection is None
+    with persistent.cursor() as cursor:  # the request's query opens a fresh one
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != old_pid
