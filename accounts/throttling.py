@@ -1,4 +1,4 @@
-"""Per-key request rate limit, counted by django-ratelimit in the shared cache."""
+"""Per-key request rate limit, counted in the shared cache with django-ratelimit's windows."""
 
 import logging
 import time
@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from django_ratelimit.core import get_usage
+from django.core.cache import caches
+from django_ratelimit.core import ALL, EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
 from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger("mailroom.ratelimit")
@@ -39,13 +40,37 @@ def cache_usage(request, **kwargs) -> dict | None:
         return None
 
 
+def _one_trip_usage(request, *, group: str, key, rate: str, increment: bool) -> dict | None:
+    """``get_usage``'s answer, for the same window and cache key, in one cache round trip.
+
+    get_usage counts with ``cache.add`` and then ``cache.incr``: two Redis round trips on every
+    API request, a fifth of a send's time in the API process. With the Redis cache
+    (``config.cache``) the count is one script; django-ratelimit still decides the rate, the
+    window and the key (its helpers, pinned with the package), so the two ways share counters.
+    Other caches (the embedded default's file cache) use get_usage itself.
+    """
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    if not hasattr(cache, "window_count") or not getattr(settings, "RATELIMIT_ENABLE", True):
+        return cache_usage(request, group=group, key=key, rate=rate, increment=increment)
+    limit, period = _split_rate(rate)
+    value = key(group, request)
+    window = _get_window(value, period)
+    cache_key = _make_cache_key(group, window, rate, value, ALL)
+    try:
+        count = cache.window_count(cache_key, 1 if increment else 0, period + EXPIRATION_FUDGE)
+    except (redis.RedisError, OSError):
+        if not settings.RATELIMIT_FAIL_OPEN:
+            raise
+        logger.warning("rate-limit cache unavailable; request not counted", exc_info=True)
+        return None
+    return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - int(time.time())}
+
+
 def key_usage(request, principal, *, increment: bool) -> RateUsage | None:
     """Count (or just read) this minute's requests of the principal's key."""
     limit = principal.requests_per_minute
-    usage = cache_usage(
-        request, group=KEY_GROUP, key=lambda group, req: principal.key_id, rate=f"{limit}/m",
-        increment=increment,
-    )
+    usage = _one_trip_usage(request, group=KEY_GROUP, key=lambda group, req: principal.key_id, rate=f"{limit}/m",
+                            increment=increment)
     if usage is None:
         return None
     # django-ratelimit windows end at a per-key offset inside the minute; time_left is 0 in the

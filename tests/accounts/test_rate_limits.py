@@ -210,3 +210,51 @@ def test_public_views_without_a_key_are_never_limited_as_failures(settings, clie
     for _ in range(3):
         assert client.get("/healthz").status_code == 200
         assert client.get("/api/v1/schema/").status_code == 200
+
+
+def test_the_one_trip_counter_shares_django_ratelimits_window_and_count(requires_redis, tenants):
+    """key_usage counts with one Redis script (config.cache); django-ratelimit's get_usage, on the
+    same key, window and cache entry, must see every count and add to the same one."""
+    from django.core.cache import cache
+
+    from accounts.principals import principal_for_key
+    from accounts.throttling import key_usage
+
+    raw = _key_with_time_left(tenants.a1, need=5, rate_limit=3)
+    principal = principal_for_key(raw)
+    request = RequestFactory().get("/")
+    rate = "3/m"
+
+    def theirs(increment: bool) -> dict:
+        return get_usage(request, group=KEY_GROUP, key=lambda g, r: principal.key_id, rate=rate, increment=increment)
+
+    ours = [key_usage(request, principal, increment=True)]
+    assert theirs(False)["count"] == 1
+    assert theirs(True)["count"] == 2
+    ours.append(key_usage(request, principal, increment=False))
+    ours.append(key_usage(request, principal, increment=True))
+    ours.append(key_usage(request, principal, increment=True))
+    assert [(u.remaining, u.limited) for u in ours] == [(2, False), (1, False), (0, False), (0, True)]
+    assert theirs(False) == {"count": 4, "limit": 3, "should_limit": True,
+                             "time_left": _seconds_left(KEY_GROUP, principal.key_id, rate)}
+    # The entry expires with its window, as get_usage's would (period + its 5 s of slack).
+    client = cache._cache.get_client(write=True)
+    ttls = [client.ttl(name) for name in client.keys(f"{cache.key_prefix}*rl:*")]
+    assert ttls and all(0 < ttl <= 65 for ttl in ttls)
+
+
+def test_a_cache_outage_fails_open_for_the_one_trip_counter(requires_redis, settings, api, tenants):
+    import redis
+
+    from accounts.principals import principal_for_key
+    from accounts.throttling import key_usage
+
+    principal = principal_for_key(tenants.a1.live_key)
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}
+    assert key_usage(RequestFactory().get("/"), principal, increment=True) is None
+    response = api(tenants.a1.live_key).get(ROUTE)  # served, uncounted: no rate headers
+    assert response.status_code == 200 and "X-RateLimit-Remaining" not in response
+    settings.RATELIMIT_FAIL_OPEN = False
+    with pytest.raises(redis.ConnectionError):
+        key_usage(RequestFactory().get("/"), principal, increment=True)
