@@ -1,5 +1,6 @@
 """Accepting mail (DESIGN section 4, steps 1-5): validate, render, store, enqueue after commit."""
 
+import copy
 import logging
 from datetime import datetime
 
@@ -7,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import SubAccount
-from config.api.errors import ApplicationError, QuotaExceeded, RecipientSuppressed
+from config.api.errors import ApplicationError, Conflict, QuotaExceeded, RecipientSuppressed
 from config.ids import new_public_id
 from emails.models import (
     Email,
@@ -16,7 +17,7 @@ from emails.models import (
     RecipientKind,
 )
 from emails.services.quota import quota_remaining
-from emails.services.store import PreparedEmail, emails_store
+from emails.services.store import PreparedEmail, SuppressionsChanged, emails_store
 from emails.services.suppressions import suppressed_addresses
 from emails.services.wake import Waker
 from emails.tracking.bodies import TrackingOptions, tracked_html, tracking_options
@@ -93,6 +94,7 @@ def _headers(addresses: list[Address]) -> list[str]:
 
 
 def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> PreparedEmail:
+    request = copy.copy(request)  # a template's rendering replaces the content: keep the original
     context.check_domain(request.sender.domain)
     recipients, suppressed = _recipients(request, context.suppressed)
     to_keys = {a.key for a in request.to}
@@ -180,18 +182,38 @@ def _mark_unpublished(email_ids: list[int]) -> None:
 DISPATCH_CHUNK = 50
 
 
+# How often a send is prepared again because the suppression list changed under it; each
+# retry follows a change to the very addresses being sent to, so a third is all but unheard of.
+MAX_SUPPRESSION_RETRIES = 3
+
+
+def _suppression_conflict() -> Conflict:
+    return Conflict("The suppression list of these recipients kept changing while the email was being "
+                    "accepted; retry.")
+
+
 def email_send(*, subaccount: SubAccount, environment: str, data) -> Email:
-    """Accept one email; raises an ApplicationError (nothing stored) when it cannot be sent."""
+    """Accept one email; raises an ApplicationError (nothing stored) when it cannot be sent.
+
+    Prepared as if no recipient were suppressed: the store checks the suppression list in the
+    same statement and, when it suppresses any of them, writes nothing and says which; the
+    email is then prepared again with them (and refused when every ``to`` is suppressed).
+    """
     now = timezone.now()
     request = send_request_parse(data, now=now)
     context = _SendContext(subaccount, environment)
-    context.load_suppressions([request])
-    prepared = _prepare(context, request, now)
     live = environment == Environment.LIVE
-    if live and quota_remaining(account=subaccount.account) == 0:
-        raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
-    _store([prepared], live=live, now=now)
-    return prepared.email
+    for _ in range(MAX_SUPPRESSION_RETRIES + 1):
+        prepared = _prepare(context, request, now)
+        if live and quota_remaining(account=subaccount.account) == 0:
+            raise QuotaExceeded(details={"quota": [_quota_message(subaccount)]})
+        try:
+            _store([prepared], live=live, now=now)
+        except SuppressionsChanged as changed:
+            context.suppressed = changed.suppressed
+            continue
+        return prepared.email
+    raise _suppression_conflict()
 
 
 def _quota_message(subaccount: SubAccount) -> str:
@@ -214,7 +236,11 @@ def _error_item(index: int, error: ApplicationError) -> dict:
 
 
 def email_send_batch(*, subaccount: SubAccount, environment: str, items: list) -> list[dict]:
-    """Accept up to 500 emails, each validated on its own; one result per item, in order."""
+    """Accept up to 500 emails, each validated on its own; one result per item, in order.
+
+    The suppression list is read first (a batch's recipients are many, so some are likely
+    suppressed); should it change before the store, the batch is prepared again with it.
+    """
     now = timezone.now()
     context = _SendContext(subaccount, environment)
     results: list[dict | None] = [None] * len(items)
@@ -225,13 +251,21 @@ def email_send_batch(*, subaccount: SubAccount, environment: str, items: list) -
         except ApplicationError as exc:
             results[index] = _error_item(index, exc)
     context.load_suppressions([request for _, request in parsed])
-    prepared: list[tuple[int, PreparedEmail]] = []
-    for index, request in parsed:
+    for _ in range(MAX_SUPPRESSION_RETRIES + 1):
+        prepared: list[tuple[int, PreparedEmail]] = []
+        for index, request in parsed:
+            try:
+                prepared.append((index, _prepare(context, request, now)))
+            except ApplicationError as exc:
+                results[index] = _error_item(index, exc)
         try:
-            prepared.append((index, _prepare(context, request, now)))
-        except ApplicationError as exc:
-            results[index] = _error_item(index, exc)
-    accepted = _store_within_quota(subaccount, environment, prepared, now)
+            accepted = _store_within_quota(subaccount, environment, prepared, now)
+        except SuppressionsChanged as changed:
+            context.suppressed = changed.suppressed
+            continue
+        break
+    else:
+        raise _suppression_conflict()
     for index, _ in prepared[len(accepted):]:
         results[index] = _error_item(index, QuotaExceeded(details={"quota": [_quota_message(subaccount)]}))
     for index, item in accepted:

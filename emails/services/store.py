@@ -10,9 +10,17 @@ with a statement per table; both write the same rows.
 
 The first events' webhooks and counters are left to ``email_events_fan_out`` (the dispatcher
 and a beat task), so the request does not pay for them.
+
+The suppression list is checked by the same statement: the rows are written only if the list
+still suppresses exactly the recipients the prepared rows mark as suppressed, and otherwise
+nothing is written and ``SuppressionsChanged`` says what the list says now. A single send is
+prepared assuming no suppressions and stored in one round trip; the rare send to a suppressed
+address is prepared again (``emails.services.accept``). This also closes the window in which a
+suppression added between a separate lookup and the insert went unnoticed.
 """
 
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -32,10 +40,20 @@ from emails.models import (
     EventType,
     MonthlyUsage,
     PendingFanout,
+    Suppression,
     TrackedLink,
 )
 from emails.services.events import NewEvent, email_events_record
 from emails.services.quota import SLOTS, month_start, quota_consume
+from emails.services.suppressions import suppressed_addresses
+
+
+class SuppressionsChanged(Exception):  # noqa: N818 - a signal to prepare again, not a failure
+    """Nothing was stored: the suppression list does not say what the prepared rows assumed."""
+
+    def __init__(self, suppressed: set[str]):
+        super().__init__(f"suppressed now: {sorted(suppressed)}")
+        self.suppressed = suppressed
 
 
 @dataclass
@@ -73,10 +91,23 @@ def _first_events(item: PreparedEmail, now: datetime) -> list[dict]:
     return events
 
 
+def _suppression_assumption(prepared: list[PreparedEmail]) -> tuple[list[str], set[str]]:
+    """Every recipient address of these emails, and those the rows mark as suppressed."""
+    addresses, suppressed = set(), set()
+    for item in prepared:
+        for row in item.recipients:
+            addresses.add(row["address"])
+            if row["suppressed"]:
+                suppressed.add(row["address"])
+    return sorted(addresses), suppressed
+
+
 def emails_store(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
     """Write the prepared emails and everything that belongs to them; sets each ``values["id"]``.
 
-    Counts ``live`` emails against the account's month (the caller checked the quota).
+    Counts ``live`` emails against the account's month (the caller checked the quota). Raises
+    ``SuppressionsChanged``, having written nothing, when the sub-account's suppression list
+    does not suppress exactly the recipients marked ``suppressed``.
     """
     if connection.vendor == "postgresql":
         _store_in_one_statement(prepared, live=live, now=now)
@@ -85,7 +116,11 @@ def emails_store(prepared: list[PreparedEmail], *, live: bool, now: datetime) ->
 
 
 def _store_with_orm(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
+    addresses, assumed = _suppression_assumption(prepared)
     with transaction.atomic():
+        actual = suppressed_addresses(subaccount_id=prepared[0].values["subaccount_id"], addresses=addresses)
+        if actual != assumed:
+            raise SuppressionsChanged(actual)
         emails = Email.objects.bulk_create([p.email for p in prepared])
         recipients, attachments, links, events = [], [], [], []
         for item, email in zip(prepared, emails, strict=True):
@@ -118,7 +153,8 @@ def _recordsets() -> dict[str, Recordset]:
 
 
 @cache
-def _statement() -> str:
+def _statement() -> tuple[bytes, tuple[str, ...]]:
+    """The statement with ``$n`` placeholders, and the parameter name of each ``n``."""
     sets = _recordsets()
     emails = sets["emails"]
 
@@ -130,10 +166,17 @@ def _statement() -> str:
                 f"JOIN e ON e.public_id = x.email_ref ORDER BY x.ord {returning}")
 
     usage = MonthlyUsage._meta.db_table
-    return (
-        f"WITH e AS (INSERT INTO {emails.table} ({emails.insert_columns()}) "
+    suppressions = Suppression._meta.db_table
+    named = (
+        # The suppression list as it is now, for these recipients; the rows are written only
+        # when it is what they were prepared with (as sets: arrays compare in order).
+        f"WITH s AS (SELECT coalesce(array_agg(address::text), '{{}}') AS now FROM {suppressions} "
+        f"WHERE subaccount_id = %(subaccount_id)s AND address = ANY(%(addresses)s::text[])), "
+        f"ok AS (SELECT now, now @> %(assumed)s::text[] AND now <@ %(assumed)s::text[] AS same FROM s), "
+        f"e AS (INSERT INTO {emails.table} ({emails.insert_columns()}) "
         f"SELECT {emails.select_values('x')} "
-        f"FROM jsonb_to_recordset(%(emails)s::jsonb) AS x({emails.definition('ord integer')}) ORDER BY x.ord "
+        f"FROM jsonb_to_recordset(%(emails)s::jsonb) AS x({emails.definition('ord integer')}) "
+        f"WHERE (SELECT same FROM ok) ORDER BY x.ord "
         f"RETURNING id, public_id), "
         f"r AS ({children('recipients')}), "
         f"a AS ({children('attachments')}), "
@@ -142,10 +185,20 @@ def _statement() -> str:
         f"p AS (INSERT INTO {PendingFanout._meta.db_table} (event_id) SELECT id FROM v), "
         # Usage: the month's slot row, created by the month's first send (see emails/services/quota.py).
         f"u AS (INSERT INTO {usage} (account_id, month, slot, emails) "
-        f"SELECT %(account_id)s, %(month)s, %(slot)s, %(usage)s WHERE %(usage)s > 0 "
+        f"SELECT %(account_id)s, %(month)s, %(slot)s, %(usage)s WHERE %(usage)s > 0 AND (SELECT same FROM ok) "
         f"ON CONFLICT (account_id, month, slot) DO UPDATE SET emails = {usage}.emails + EXCLUDED.emails) "
-        f"SELECT id, public_id FROM e"
+        f"SELECT id, public_id, NULL FROM e UNION ALL SELECT NULL, NULL, now FROM ok WHERE NOT same"
     )
+    # Numbered placeholders for a raw cursor: psycopg converts %(name)s on every execute and
+    # caches the conversion only for statements under 4 KB; this one is longer.
+    names: list[str] = []
+
+    def number(match: re.Match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, named).encode(), tuple(names)
 
 
 def _store_in_one_statement(prepared: list[PreparedEmail], *, live: bool, now: datetime) -> None:
@@ -168,13 +221,19 @@ def _store_in_one_statement(prepared: list[PreparedEmail], *, live: bool, now: d
                       for ref, row in zip(refs, sets[name].value_rows(values, now=now), strict=True)]
     # Rows are inserted in list order (ids follow it: recipients keep the order given).
     params = {name: dumps([{"ord": index, **row} for index, row in enumerate(table)]) for name, table in rows.items()}
+    addresses, assumed = _suppression_assumption(prepared)
     params.update(account_id=prepared[0].values["account_id"], month=month_start(now.date()),
-                  slot=random.randrange(SLOTS), usage=len(prepared) if live else 0)
+                  slot=random.randrange(SLOTS), usage=len(prepared) if live else 0,
+                  subaccount_id=prepared[0].values["subaccount_id"], addresses=addresses, assumed=sorted(assumed))
+    statement, names = _statement()
     with connection.cursor() as django_cursor, connection.wrap_database_errors:
         # A server-side prepared statement: PostgreSQL parses and plans this long statement once
         # per connection instead of on every send (Django's cursors bind parameters client-side).
-        with psycopg.Cursor(django_cursor.connection) as cursor:
-            cursor.execute(_statement(), params, prepare=True)
-            ids = {public_id: pk for pk, public_id in cursor.fetchall()}
+        with psycopg.RawCursor(django_cursor.connection) as cursor:
+            cursor.execute(statement, [params[name] for name in names], prepare=True)
+            rows = cursor.fetchall()
+    if rows and rows[0][0] is None:
+        raise SuppressionsChanged(set(rows[0][2]))
+    ids = {public_id: pk for pk, public_id, _ in rows}
     for item in prepared:
         item.values["id"] = ids[item.values["public_id"]]

@@ -88,15 +88,125 @@ def test_the_one_statement_path_and_the_orm_path_write_the_same_rows(tenants, su
     assert sum(MonthlyUsage.objects.values_list("emails", flat=True)) == 2
 
 
-def test_a_single_send_is_three_statements_on_postgresql(tenants, outbox_tasks, requires_postgres):
+def test_a_single_send_is_two_statements_on_postgresql(tenants, outbox_tasks, requires_postgres):
     email_send(subaccount=tenants.a1.subaccount, environment="live", data=RICH)  # warms the domain caches
     with CaptureQueriesContext(connection) as queries:
         email_send(subaccount=tenants.a1.subaccount, environment="live", data=RICH)
-    # The suppression lookup and the quota (a1's plan has one); the store's own statement goes
-    # through psycopg directly, prepared, and is not in Django's query log.
+    # The quota (a1's plan has one); the store's own statement, which also checks the
+    # suppression list, goes through psycopg directly, prepared, and is not in Django's query log.
     tables = [q["sql"].split(" FROM ")[1].split()[0] for q in queries.captured_queries]
-    assert tables == ['"emails_suppression"', '"emails_monthlyusage"']
+    assert tables == ['"emails_monthlyusage"']
     assert Email.objects.count() == 2 and EmailRecipient.objects.count() == 10
+
+
+# --- the suppression list, checked by the store ---------------------------------------------
+
+
+def _suppress(tenant, address: str) -> None:
+    Suppression.objects.create(subaccount=tenant.subaccount, address=address, reason=SuppressionReason.MANUAL)
+
+
+def _counts() -> tuple:
+    return (Email.objects.count(), EmailRecipient.objects.count(), EmailAttachment.objects.count(),
+            TrackedLink.objects.count(), EmailEvent.objects.count(), PendingFanout.objects.count(),
+            sum(MonthlyUsage.objects.values_list("emails", flat=True)))
+
+
+def test_the_store_writes_nothing_when_the_suppression_list_is_not_what_it_assumed(tenants, outbox_tasks):
+    now = timezone.now()
+    context = accept._SendContext(tenants.a1.subaccount, "live")
+    request = accept.send_request_parse(RICH, now=now)
+    prepared = accept._prepare(context, request, now)  # assumes nothing is suppressed
+    _suppress(tenants.a1, "cc@example.com")
+    before = _counts()
+    with pytest.raises(store_module.SuppressionsChanged) as changed:
+        store_module.emails_store([prepared], live=True, now=now)
+    assert changed.value.suppressed == {"cc@example.com"}
+    assert _counts() == before
+
+    context.suppressed = changed.value.suppressed  # prepared again with the list as it is
+    store_module.emails_store([accept._prepare(context, request, now)], live=True, now=now)
+    assert _counts() != before
+    Suppression.objects.filter(address="cc@example.com").delete()  # and the other way round
+    prepared = accept._prepare(context, request, now)
+    with pytest.raises(store_module.SuppressionsChanged) as changed:
+        store_module.emails_store([prepared], live=True, now=now)
+    assert changed.value.suppressed == set()
+
+
+def test_a_send_racing_a_new_suppression_is_prepared_again(tenants, outbox_tasks, monkeypatch):
+    prepare = accept._prepare
+    calls = []
+
+    def prepare_then_suppress(context, request, now):
+        prepared = prepare(context, request, now)
+        if not calls:  # the suppression lands after the first preparation, before its store
+            _suppress(tenants.a1, "ann@example.com")
+        calls.append(prepared.values["public_id"])
+        return prepared
+
+    monkeypatch.setattr(accept, "_prepare", prepare_then_suppress)
+    email = email_send(subaccount=tenants.a1.subaccount, environment="live", data=dict(RICH, cc=[], bcc=[]))
+    assert len(calls) == 2 and email.public_id == calls[1]
+    assert Email.objects.get().public_id == calls[1]
+    assert list(EmailRecipient.objects.values_list("address", "suppressed").order_by("id")) == [
+        ("zoe@example.com", False), ("ann@example.com", True)]
+    assert sorted(EmailEvent.objects.values_list("type", "recipient")) == [
+        ("queued", ""), ("suppressed", "ann@example.com")]
+
+
+def test_a_send_whose_every_to_became_suppressed_is_refused_with_nothing_stored(api, tenants, outbox_tasks,
+                                                                             monkeypatch):
+    prepare = accept._prepare
+
+    def prepare_then_suppress(context, request, now):
+        prepared = prepare(context, request, now)
+        if not Suppression.objects.exists():
+            _suppress(tenants.a1, "ann@example.com")
+        return prepared
+
+    monkeypatch.setattr(accept, "_prepare", prepare_then_suppress)
+    response = api(tenants.a1.live_key).post("/api/v1/emails", dict(RICH, to="ann@example.com"), format="json")
+    assert response.status_code == 422 and response.json()["error"]["code"] == "recipient_suppressed"
+    assert _counts() == (0, 0, 0, 0, 0, 0, 0)
+
+
+def test_a_suppression_list_that_keeps_changing_gives_409_and_stores_nothing(api, tenants, outbox_tasks,
+                                                                              monkeypatch):
+    prepare = accept._prepare
+
+    def prepare_then_flip(context, request, now):  # every store finds the list changed again
+        prepared = prepare(context, request, now)
+        if Suppression.objects.exists():
+            Suppression.objects.all().delete()
+        else:
+            _suppress(tenants.a1, "ann@example.com")
+        return prepared
+
+    monkeypatch.setattr(accept, "_prepare", prepare_then_flip)
+    response = api(tenants.a1.live_key).post("/api/v1/emails", RICH, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    response = api(tenants.a1.live_key).post("/api/v1/emails/batch", {"emails": [RICH]}, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    assert _counts() == (0, 0, 0, 0, 0, 0, 0)
+
+
+def test_a_batch_racing_a_new_suppression_is_prepared_again(api, tenants, outbox_tasks, monkeypatch):
+    store = store_module.emails_store
+    stores = []
+
+    def suppress_then_store(prepared, **kwargs):
+        if not stores:  # after the batch's lookup and preparation
+            _suppress(tenants.a1, "u1@example.com")
+        stores.append(len(prepared))
+        return store(prepared, **kwargs)
+
+    monkeypatch.setattr(accept, "emails_store", suppress_then_store)
+    items = [dict(RICH, to=f"u{i}@example.com", cc=[], bcc=[]) for i in range(3)]
+    results = api(tenants.a1.live_key).post("/api/v1/emails/batch", {"emails": items}, format="json").json()
+    codes = [r.get("error", {}).get("code") for r in results["data"]["results"]]
+    assert codes == [None, "recipient_suppressed", None] and stores == [3, 2]
+    assert Email.objects.count() == 2
 
 
 def test_a_batch_keeps_its_order_in_ids(api, tenants, outbox_tasks):
