@@ -21,14 +21,16 @@ class Email(models.Model):
     """One accepted email. The row is the outbox: the pipeline works from it, never from the broker."""
 
     public_id = PublicIdField(prefix="msg")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="emails")
+    # No index of their own: email_account_env_created and email_sub_created lead with them
+    # (every index is paid for by every send).
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="emails", db_index=False)
     environment = models.CharField(max_length=4, choices=Environment.choices, default=Environment.LIVE)
     status = models.CharField(max_length=16, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
 
     from_header = models.CharField(max_length=512, help_text="As given, display name included.")
     from_address = models.CharField(max_length=320)
-    from_domain = models.CharField(max_length=255, db_index=True)
+    from_domain = models.CharField(max_length=255)  # indexed below, without a LIKE index
     to = models.JSONField(default=list)
     cc = models.JSONField(default=list, blank=True)
     bcc = models.JSONField(default=list, blank=True)
@@ -51,7 +53,7 @@ class Email(models.Model):
     unsubscribe = models.BooleanField(default=False)
 
     message_id = models.CharField(max_length=300, blank=True, help_text="RFC 5322 Message-ID, stable across retries.")
-    provider_message_id = models.CharField(max_length=300, blank=True, db_index=True)
+    provider_message_id = models.CharField(max_length=300, blank=True)  # indexed below, when set
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -76,6 +78,12 @@ class Email(models.Model):
             models.Index(fields=["subaccount", "-created_at"], name="email_sub_created"),
             models.Index(fields=["status", "next_attempt_at"], name="email_status_due"),
             models.Index(fields=["account", "environment", "created_at"], name="email_account_env_created"),
+            # Looked up by equality only (API filter, admin search).
+            models.Index(fields=["from_domain"], name="email_from_domain"),
+            # Set only once an ESP has accepted the email (SMTP leaves it empty): the empty
+            # values, most rows, are left out, so a send writes no entry here.
+            models.Index(fields=["provider_message_id"], name="email_provider_message_id",
+                         condition=~models.Q(provider_message_id="")),
         ]
 
     def __str__(self) -> str:
@@ -135,7 +143,8 @@ class EventType(models.TextChoices):
 
 class EmailEvent(models.Model):
     public_id = PublicIdField(prefix="evt")
-    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: event_email_ts leads with it.
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(max_length=20, choices=EventType.choices)
     recipient = models.CharField(max_length=320, blank=True, default="")
     data = models.JSONField(default=dict, blank=True)

@@ -67,3 +67,34 @@ def test_a_connection_the_server_ended_is_checked_and_replaced(persistent, monke
     with persistent.cursor() as cursor:  # the request's query opens a fresh one
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != old_pid
+
+
+# --- the schema editor: no LIKE index on public ids -------------------------------------------
+
+
+def _like_indexes() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                       "AND indexdef LIKE %s ORDER BY 1", ["%varchar_pattern_ops%"])
+        return [name for (name,) in cursor.fetchall()]
+
+
+def test_migrations_give_public_ids_no_like_index(requires_postgres):
+    indexes = _like_indexes()
+    assert indexes and not [name for name in indexes if "public_id" in name]
+    assert any("username" in name for name in indexes)  # other varchar indexes keep theirs
+
+
+def test_the_migration_drops_the_like_indexes_earlier_databases_have(requires_postgres):
+    from importlib import import_module
+
+    from django.db import connections
+
+    migration = import_module("emails.migrations.0005_leaner_indexes")
+    with connection.cursor() as cursor:  # what Django's own schema editor made before
+        cursor.execute("CREATE INDEX emails_email_public_id_1b0f85d2_like "
+                       "ON emails_email (public_id varchar_pattern_ops)")
+    assert "emails_email_public_id_1b0f85d2_like" in _like_indexes()
+    with connections["default"].schema_editor() as editor:
+        migration.drop_public_id_like_indexes(None, editor)
+    assert not [name for name in _like_indexes() if "public_id" in name]

@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, but a quiet connection passes its health check without a query.
+"""Django's PostgreSQL backend with two changes: a quiet connection passes its health check
+without a query, and public ids get no ``LIKE`` index (``schema``).
 
 With ``CONN_HEALTH_CHECKS``, Django runs ``SELECT 1`` on a persistent connection before the
 first query of every request (and of every relay message, and every task): a whole round trip,
@@ -15,6 +16,8 @@ import select
 
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDatabaseWrapper
 
+from config.postgresql.schema import DatabaseSchemaEditor
+
 
 def socket_is_quiet(connection) -> bool:
     """Whether nothing has arrived on this open psycopg connection since its last use."""
@@ -26,5 +29,7 @@ def socket_is_quiet(connection) -> bool:
 
 
 class DatabaseWrapper(PostgresDatabaseWrapper):
+    SchemaEditorClass = DatabaseSchemaEditor
+
     def is_usable(self):
         return socket_is_quiet(self.connection) or super().is_usable()
