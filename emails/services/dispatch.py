@@ -33,7 +33,7 @@ from emails.models import (
     EventType,
 )
 from emails.providers.transport import SendOutcome, Transport
-from emails.services.events import NewEvent, email_events_fan_out, email_events_record
+from emails.services.events import NewEvent, email_events_fan_out_for, email_events_record
 from emails.simulator import simulated_events
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def _record(results: list[_Result]) -> None:
     with transaction.atomic():
         # The accept path left these emails' first events for later; apply them first so a
         # tenant's email.queued webhook is created before its email.sent.
-        email_events_fan_out(email_ids=[result.email.pk for result in results])
+        email_events_fan_out_for([result.email for result in results])
         attempts, events = [], []
         for result in results:
             email, outcome = result.email, result.outcome

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from analytics.services import rollups_apply
 from config.draining import drain
+from config.instances import instance
 from emails.models import (
     Email,
     EmailEvent,
@@ -130,6 +131,45 @@ def email_events_fan_out(*, email_ids: list[int] | None = None, limit: int = FAN
                            timestamp=row.timestamp) for row in rows], rows)
         PendingFanout.objects.filter(pk__in=ids).delete()
     return len(ids)
+
+
+@transaction.atomic(savepoint=False)
+def email_events_fan_out_for(emails: list[Email]) -> int:
+    """``email_events_fan_out(email_ids=...)`` for emails the caller has loaded (the dispatcher,
+    before it records ``sent``); returns how many events.
+
+    On PostgreSQL the pending rows are deleted and their events read in one statement
+    (``DELETE ... RETURNING``), and the payloads use the caller's email rows instead of reading
+    them again: the generic path's three queries were a sixth of a dispatch worker's CPU.
+    Still exactly once: a row another transaction is fanning out (the beat task, which locks
+    with SKIP LOCKED) makes this DELETE wait for it and then skip the row, already gone, so its
+    ``email.queued`` webhook is created first here too. The delete and the fan-out commit
+    together, in the caller's transaction.
+    """
+    if connection.vendor != "postgresql":
+        return email_events_fan_out(email_ids=[email.pk for email in emails])
+    by_id = {email.pk: email for email in emails}
+    quote = connection.ops.quote_name
+    data_field = EmailEvent._meta.get_field("data")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {quote(PendingFanout._meta.db_table)} p USING {quote(EmailEvent._meta.db_table)} e "
+            f"WHERE p.event_id = e.id AND e.email_id = ANY(%s) "
+            f"RETURNING e.id, e.public_id, e.type, e.recipient, e.data, e.timestamp, e.email_id",
+            [list(by_id)])
+        fetched = sorted(cursor.fetchall())
+    rows = []
+    for pk, public_id, event_type, recipient, data, timestamp, email_id in fetched:
+        row = instance(EmailEvent, id=pk, public_id=public_id, type=event_type, recipient=recipient,
+                       data=data_field.from_db_value(data, None, connection), timestamp=timestamp,
+                       email_id=email_id)
+        row._state.adding = False
+        row.email = by_id[email_id]
+        rows.append(row)
+    if rows:
+        _fan_out([NewEvent(email=row.email, type=row.type, recipient=row.recipient, data=row.data,
+                           timestamp=row.timestamp) for row in rows], rows)
+    return len(rows)
 
 
 def email_events_fan_out_pending(*, max_rounds: int = 20) -> int:

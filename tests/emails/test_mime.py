@@ -1,5 +1,6 @@
 """The MIME builder's shortcuts write exactly what the standard library's classes would."""
 
+import email
 import email.policy
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -41,3 +42,41 @@ def test_the_shortcut_is_taken_for_the_common_cases():
     assert "Ann <ann@example.com>" in taken and '"Doe, John" <ann@example.com>' in taken
     assert not mime._needs_no_folding("Subject", "Caf\u00e9 ouvert")  # encoded-word: the stock path
     assert not mime._needs_no_folding("Subject", "x" * 90)  # folded: the stock path
+
+
+def _multipart(policy, boundary: str | None) -> EmailMessage:
+    message = EmailMessage(policy=policy)
+    message["Subject"] = "Hi"
+    message.set_content("text")
+    message.add_alternative("<p>html</p>", subtype="html")
+    message.add_attachment(b"\x00\x01", maintype="application", subtype="octet-stream", filename="a.bin")
+    if boundary is not None:  # the same boundary on both sides, as the generator would set it
+        for part in (message, *message.iter_parts()):
+            if part.is_multipart():
+                part.set_boundary(boundary)
+    return message
+
+
+@pytest.mark.parametrize("boundary", ["=" * 15 + "0" * 19 + "==", "=" * 15 + "9223372036854775807==",
+                                      "=" * 15 + "0000000000000004242=="])
+def test_a_multipart_with_a_made_boundary_is_written_as_the_stock_classes_write_it(boundary):
+    ours = _multipart(mime._SMTP_POLICY, boundary)
+    assert isinstance(ours["Content-Type"], mime._BoundaryHeader)
+    assert ours.get_boundary() == boundary and ours.get_content_type() == "multipart/mixed"
+    assert mime._Message.as_bytes(ours) == _multipart(email.policy.SMTP, boundary).as_bytes()
+
+
+def test_a_generated_boundary_takes_the_shortcut_and_parses_back():
+    message = mime._Message(policy=mime._SMTP_POLICY)
+    message.set_content("text")
+    message.add_alternative("<p>html</p>", subtype="html")
+    raw = message.as_bytes()
+    assert isinstance(message["Content-Type"], mime._BoundaryHeader)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed.get_boundary() == message.get_boundary() and len(parsed.get_payload()) == 2
+    assert [part.get_content().strip() for part in parsed.iter_parts()] == ["text", "<p>html</p>"]
+
+
+def test_other_content_types_keep_the_stock_class():
+    for value in ('multipart/mixed; boundary="custom"', "text/plain; charset=\"utf-8\""):
+        assert not isinstance(mime._SMTP_POLICY.header_factory("Content-Type", value), mime._BoundaryHeader)

@@ -25,6 +25,7 @@ from emails.services import (
     accept,
     email_dispatch,
     email_events_fan_out,
+    email_events_fan_out_for,
     email_events_fan_out_pending,
     email_send,
 )
@@ -263,6 +264,69 @@ def test_the_dispatcher_fans_out_first_so_queued_comes_before_sent(tenants, outb
     assert list(WebhookEvent.objects.order_by("id").values_list("event_type", flat=True)) == [
         "email.queued", "email.sent"]
     assert not PendingFanout.objects.exists()
+
+
+def _webhook_bodies() -> list[tuple]:
+    import json
+
+    rows = WebhookEvent.objects.order_by("id").values_list("event_type", "body")
+    return [(kind, {k: v for k, v in json.loads(body)["data"].items() if k not in ("email_id", "event_id")})
+            for kind, body in rows]
+
+
+def test_the_dispatchers_fan_out_writes_what_the_generic_one_writes(tenants, outbox_tasks):
+    make_endpoint(tenants.a1.subaccount, "https://hooks.example.com/in")
+    _suppress(tenants.a1, "gone@example.com")
+    first, second = (email_send(subaccount=tenants.a1.subaccount, environment="live", data=RICH) for _ in range(2))
+    assert email_events_fan_out(email_ids=[first.pk]) == 2  # queued, and suppressed for gone@
+    generic = _webhook_bodies()
+    assert email_events_fan_out_for([Email.objects.get(pk=second.pk)]) == 2
+    assert _webhook_bodies()[2:] == generic and len(generic) == 2
+    assert not PendingFanout.objects.exists()
+    assert email_events_fan_out_for([first, second]) == 0  # exactly once
+    report = rollups_rebuild(check_only=True)
+    assert report.differences == [] and report.events == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatchers_fan_out_waits_for_a_fan_out_in_progress_and_skips_its_rows(requires_postgres, tenants,
+                                                                                  outbox_tasks):
+    import threading
+
+    from django.db import connections, transaction
+
+    make_endpoint(tenants.a1.subaccount, "https://hooks.example.com/in")
+    email = email_send(subaccount=tenants.a1.subaccount, environment="live", data=dict(RICH, cc=[], bcc=[]))
+    locked, release, done = threading.Event(), threading.Event(), []
+
+    def beat():  # the beat task, holding its rows until told to commit
+        try:
+            with transaction.atomic():
+                done.append(("beat", email_events_fan_out()))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def dispatcher():
+        try:
+            with transaction.atomic():
+                done.append(("dispatcher", email_events_fan_out_for([email])))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=beat)]
+    threads[0].start()
+    assert locked.wait(10)
+    threads.append(threading.Thread(target=dispatcher))
+    threads[1].start()
+    threads[1].join(0.5)
+    assert threads[1].is_alive()  # waiting for the beat's row lock, not skipping past it
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert done == [("beat", 1), ("dispatcher", 0)]
+    assert WebhookEvent.objects.count() == 1 and not PendingFanout.objects.exists()
 
 
 def test_the_counters_match_the_events_before_and_after_the_fan_out(tenants, outbox_tasks):
