@@ -122,6 +122,25 @@ def test_an_email_sent_through_the_api_is_delivered_by_a_real_worker(tenants, pi
     assert (attempt.number, attempt.outcome) == (1, "sent")
 
 
+def _other_backends() -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+@pytest.mark.slow
+def test_a_worker_keeps_its_database_connection_from_task_to_task(tenants, pipeline, processes, send, smtp_sink):
+    # Celery's Django fixup would close it around every task (CELERY_DB_REUSE_MAX in settings).
+    processes.worker(pipeline(), concurrency=1)
+    seen = []
+    for n in range(1, 7):
+        data = assert_ok(send(tenants.a1.live_key, subject=f"Hi {n}"), 201)
+        smtp_sink.wait_for(n, timeout=30)
+        _wait(lambda data=data: Email.objects.get(public_id=data["id"]).status == "sent", 10, "sent")
+        seen.append(_other_backends())
+    assert seen[0] and seen[0] & seen[-1]  # the connection of the first task served the sixth
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_only_what_was_in_flight(
         unlimited, pipeline, processes, smtp_sink, settings):
