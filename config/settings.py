@@ -215,6 +215,8 @@ MAILROOM_OUTBOX_DIR = Path(env_str("MAILROOM_OUTBOX_DIR", str(VAR_DIR / "outbox"
 # How long a worker's claim on a batch of emails lasts; the sweeper requeues rows whose
 # worker died once it expires (docs/delivery.md). Must outlast the slowest batch.
 MAILROOM_SEND_LEASE_SECONDS = env_int("MAILROOM_SEND_LEASE_SECONDS", 300)
+# Emails a worker claims and sends over one backend connection (emails/services/dispatch.py).
+MAILROOM_DISPATCH_BATCH_SIZE = env_int("MAILROOM_DISPATCH_BATCH_SIZE", 200)
 # A queued email whose task was published this long ago and is still unclaimed is published
 # again by the sweeper (its task was lost with the broker's data or a dead worker).
 MAILROOM_SEND_REPUBLISH_AFTER_SECONDS = env_int("MAILROOM_SEND_REPUBLISH_AFTER_SECONDS", 30)

@@ -38,7 +38,6 @@ from emails.simulator import simulated_events
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 50
 MAX_ATTEMPTS = 8
 # Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 2 h, with jitter.
 BACKOFF_BASE_SECONDS = 30
@@ -55,6 +54,13 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.MAILROOM_SEND_LEASE_SECONDS)
 
 
+def batch_size() -> int:
+    """Emails claimed and sent over one backend connection (``MAILROOM_DISPATCH_BATCH_SIZE``,
+    default 200). Each batch costs about ten statements and a task whatever its size; a smaller
+    batch suits an SMTP server that limits messages per connection."""
+    return settings.MAILROOM_DISPATCH_BATCH_SIZE
+
+
 def backoff(attempt: int) -> timedelta:
     seconds = min(BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0), BACKOFF_CAP_SECONDS)
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
@@ -67,12 +73,13 @@ def not_suspended(emails: QuerySet[Email]) -> QuerySet[Email]:
             .exclude(subaccount_id__in=SubAccount.objects.filter(status=TenantStatus.SUSPENDED).values("pk")))
 
 
-def email_claim(*, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> list[int]:
+def email_claim(*, ids: list[int] | None = None, limit: int | None = None) -> list[int]:
     """Move due queued rows to ``sending`` atomically; returns the ids this caller now owns.
 
     ``ids`` are claimed first (the fast path after an API send); the batch is topped up with
     other due rows so one backend connection carries as many messages as possible.
     """
+    limit = limit or batch_size()
     now = timezone.now()
     skip_locked = connection.features.has_select_for_update_skip_locked
     due = not_suspended(Email.objects.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now))
@@ -106,7 +113,7 @@ class _Parts:
     ``.all()`` and a model instance per recipient)."""
 
     envelopes: dict[int, list[str]]  # email id -> addresses to deliver to (not suppressed)
-    attachments: dict[int, list[EmailAttachment]]
+    attachments: dict[int, list[EmailAttachment]]  # their content is read when a message is built
 
     @classmethod
     def load(cls, email_ids: list[int]) -> "_Parts":
@@ -115,7 +122,9 @@ class _Parts:
                                   .order_by("id").values_list("email_id", "address")):
             envelopes[email_id].append(address)
         attachments: dict[int, list[EmailAttachment]] = defaultdict(list)
-        for attachment in EmailAttachment.objects.filter(email_id__in=email_ids).order_by("id"):
+        # Without their content: up to 10 MiB per email would otherwise sit in memory for the
+        # whole batch. Each attachment's content is read when its message is built.
+        for attachment in EmailAttachment.objects.filter(email_id__in=email_ids).defer("content").order_by("id"):
             attachments[attachment.email_id].append(attachment)
         return cls(envelopes, attachments)
 
@@ -138,13 +147,16 @@ def build_message(email: Email, parts: "_Parts | None" = None, signing_keys: dic
     return outgoing_message(email=email, envelope_to=envelope, attachments=attachments, raw=raw)
 
 
-def email_dispatch(*, ids: list[int] | None = None, limit: int = BATCH_SIZE,
+def email_dispatch(*, ids: list[int] | None = None, limit: int | None = None,
                    on_backlog: Callable[[], None] | None = None) -> int:
     """Claim and deliver one batch; returns how many emails were claimed.
 
     ``on_backlog`` is called right after a full claim, before sending: more is probably due,
     and another worker can start on it while this one sends (the tasks queue the next round).
+    Each message is built right before it is sent, so one message is in memory at a time, and
+    the claim's lease is renewed while the batch takes long (``_LeaseKeeper``).
     """
+    limit = limit or batch_size()
     claimed = email_claim(ids=ids, limit=limit)
     if not claimed:
         return 0
@@ -153,26 +165,41 @@ def email_dispatch(*, ids: list[int] | None = None, limit: int = BATCH_SIZE,
     emails = list(Email.objects.filter(pk__in=claimed, status=EmailStatus.SENDING))
     parts = _Parts.load([email.pk for email in emails])
     results: list[_Result] = []
-    live: list[tuple[Email, object]] = []
     signing_keys: dict = {}
-    for email in emails:
-        try:
-            message = build_message(email, parts, signing_keys)
-        except Exception as exc:  # a message we cannot build will never send: fail it, keep the batch
-            logger.exception("Building %s failed", email.public_id)
-            results.append(_Result(email, SendOutcome(ok=False, permanent=True, response=f"build error: {exc}")))
-            continue
-        if email.environment == Environment.TEST:
-            results.append(_Result(email, SendOutcome(ok=True, response="simulated (test key)"), simulated=True,
-                                   envelope=tuple(parts.envelopes[email.pk])))
-        else:
-            live.append((email, message))
-    if live:
-        with Transport() as transport:
-            for email, message in live:
+    keeper = _LeaseKeeper()
+    with Transport() as transport:
+        for index, email in enumerate(emails):
+            keeper.keep([e.pk for e in emails[index:]])
+            try:
+                message = build_message(email, parts, signing_keys)
+            except Exception as exc:  # a message we cannot build will never send: fail it, keep the batch
+                logger.exception("Building %s failed", email.public_id)
+                results.append(_Result(email, SendOutcome(ok=False, permanent=True,
+                                                          response=f"build error: {exc}")))
+                continue
+            if email.environment == Environment.TEST:
+                results.append(_Result(email, SendOutcome(ok=True, response="simulated (test key)"), simulated=True,
+                                       envelope=tuple(parts.envelopes[email.pk])))
+            else:
                 results.append(_Result(email, transport.send(message)))
+            parts.attachments.pop(email.pk, None)  # their content was read for this message only
     _record(results)
     return len(claimed)
+
+
+class _LeaseKeeper:
+    """Extends the claim of the emails still to send once a third of the lease has passed, so a
+    large batch to a slow server is never handed to another worker while this one sends it."""
+
+    def __init__(self):
+        self._renew_at = timezone.now() + lease() / 3
+
+    def keep(self, email_ids: list[int]) -> None:
+        now = timezone.now()
+        if now < self._renew_at:
+            return
+        Email.objects.filter(pk__in=email_ids, status=EmailStatus.SENDING).update(locked_until=now + lease())
+        self._renew_at = now + lease() / 3
 
 
 def _record(results: list[_Result]) -> None:

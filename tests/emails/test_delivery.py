@@ -86,6 +86,57 @@ def test_one_connection_carries_a_whole_batch(send, tenants, smtp_sink, outbox_t
     assert len(opened) == 1
 
 
+def test_the_batch_size_is_a_setting(send, tenants, smtp_sink, outbox_tasks, settings):
+    settings.MAILROOM_DISPATCH_BATCH_SIZE = 3
+    emails = [_send(send, tenants.a1.live_key, to=f"u{i}@example.com") for i in range(5)]
+    assert email_dispatch() == 3 and email_dispatch() == 2 and email_dispatch() == 0
+    assert len(smtp_sink.wait_for(5)) == 5
+    assert {e.status for e in Email.objects.filter(pk__in=[e.pk for e in emails])} == {"sent"}
+
+
+def test_each_message_is_built_right_before_it_is_sent(send, tenants, smtp_sink, outbox_tasks, monkeypatch):
+    from emails.providers.transport import Transport
+    from emails.services import dispatch
+
+    steps = []
+    build, deliver = dispatch.build_message, Transport.send
+    monkeypatch.setattr(dispatch, "build_message", lambda *a, **k: steps.append("build") or build(*a, **k))
+    monkeypatch.setattr(Transport, "send", lambda self, m: steps.append("send") or deliver(self, m))
+    [_send(send, tenants.a1.live_key, to=f"u{i}@example.com",
+           attachments=[{"filename": "a.txt", "content": base64.b64encode(b"attached %d" % i).decode()}])
+     for i in range(3)]
+    assert email_dispatch() == 3
+    assert steps == ["build", "send"] * 3  # one message (and its attachments) in memory at a time
+    received = smtp_sink.wait_for(3)
+    assert sorted(m["message"].get_payload()[1].get_payload(decode=True) for m in received) == [
+        b"attached 0", b"attached 1", b"attached 2"]
+
+
+def test_a_long_batch_renews_the_lease_of_what_it_has_not_sent_yet(send, tenants, smtp_sink, outbox_tasks,
+                                                                    settings, monkeypatch):
+    import time
+
+    from emails.providers.transport import Transport
+
+    settings.MAILROOM_SEND_LEASE_SECONDS = 1
+    leases_left = []
+    deliver = Transport.send
+
+    def slow_send(self, message):
+        time.sleep(0.45)  # four messages take longer than the whole lease
+        email = Email.objects.get(public_id=message.email_public_id)
+        leases_left.append((email.status, (email.locked_until - timezone.now()).total_seconds()))
+        return deliver(self, message)
+
+    monkeypatch.setattr(Transport, "send", slow_send)
+    [_send(send, tenants.a1.live_key, to=f"u{i}@example.com") for i in range(4)]
+    assert email_dispatch() == 4
+    # When each message goes out its row is still claimed: the sweeper would not hand it on.
+    assert [status for status, _ in leases_left] == ["sending"] * 4
+    assert all(left > 0 for _, left in leases_left), leases_left
+    assert email_sweep()["requeued"] == 0 and set(Email.objects.values_list("status", flat=True)) == {"sent"}
+
+
 def test_a_temporary_smtp_failure_requeues_with_backoff_stored_in_the_database(
         send, tenants, smtp_sink, outbox_tasks):
     smtp_sink.data_replies.append("451 4.3.0 Mailbox busy, try later")
