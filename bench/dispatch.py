@@ -333,7 +333,7 @@ def sent_count(ids: list[int]) -> int:
 
 
 def trigger_draining(rounds: int) -> None:
-    """What a backlog looks like to the workers: ``dispatch_due`` tasks, each claiming 50 and
+    """What a backlog looks like to the workers: ``dispatch_due`` tasks, each claiming a batch (MAILROOM_DISPATCH_BATCH_SIZE) and
     publishing the next round while it finds a full batch."""
     from config.celery import app  # noqa: F401 - the app configured from the bench settings
     from emails.tasks import dispatch_due
