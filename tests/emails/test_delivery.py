@@ -94,10 +94,17 @@ def test_the_batch_size_is_a_setting(send, tenants, smtp_sink, outbox_tasks, set
     assert {e.status for e in Email.objects.filter(pk__in=[e.pk for e in emails])} == {"sent"}
 
 
-def test_each_message_is_built_right_before_it_is_sent(send, tenants, smtp_sink, outbox_tasks, monkeypatch):
+@pytest.mark.parametrize(("messages", "size", "expected"), [
+    (2, 16 * 1024 * 1024, ["build", "build", "send", "send", "build", "send"]),  # groups of two
+    (50, 1, ["build", "send"] * 3),  # every message over the byte cap: sent on its own
+])
+def test_messages_are_built_and_sent_a_bounded_group_at_a_time(send, tenants, smtp_sink, outbox_tasks, monkeypatch,
+                                                              messages, size, expected):
     from emails.providers.transport import Transport
     from emails.services import dispatch
 
+    monkeypatch.setattr(dispatch, "GROUP_MESSAGES", messages)
+    monkeypatch.setattr(dispatch, "GROUP_BYTES", size)
     steps = []
     build, deliver = dispatch.build_message, Transport.send
     monkeypatch.setattr(dispatch, "build_message", lambda *a, **k: steps.append("build") or build(*a, **k))
@@ -106,7 +113,7 @@ def test_each_message_is_built_right_before_it_is_sent(send, tenants, smtp_sink,
            attachments=[{"filename": "a.txt", "content": base64.b64encode(b"attached %d" % i).decode()}])
      for i in range(3)]
     assert email_dispatch() == 3
-    assert steps == ["build", "send"] * 3  # one message (and its attachments) in memory at a time
+    assert steps == expected
     received = smtp_sink.wait_for(3)
     assert sorted(m["message"].get_payload()[1].get_payload(decode=True) for m in received) == [
         b"attached 0", b"attached 1", b"attached 2"]
