@@ -177,7 +177,7 @@ def email_dispatch(*, ids: list[int] | None = None, limit: int | None = None,
 
 
 # A group of built messages waiting for the transport: at most this many, or this many bytes.
-GROUP_MESSAGES = 50
+GROUP_MESSAGES = 200
 GROUP_BYTES = 16 * 1024 * 1024
 
 
