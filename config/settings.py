@@ -277,6 +277,7 @@ SMTP_RELAY_PROCESSES = env_int("SMTP_RELAY_PROCESSES", 1)
 # --- Django REST framework / OpenAPI --------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["config.api.renderers.EnvelopeRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.negotiation.ContentNegotiation",
     # JSON only: form parsers in the schema break openapi-python-client (DESIGN section 7).
     "DEFAULT_PARSER_CLASSES": ["config.api.parsers.LimitedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SubAccountKeyAuthentication"],
