@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,6 +20,8 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, SubAccount, TenantStatus
+from config.instances import instance
+from config.recordsets import insert_rows, recordset
 from domains.selectors import dkim_signing_key
 from emails.dkim import dkim_sign
 from emails.mime import build_mime, outgoing_message
@@ -239,8 +242,8 @@ def _record(results: list[_Result]) -> None:
         attempts, events = [], []
         for result in results:
             email, outcome = result.email, result.outcome
-            attempts.append(DeliveryAttempt(
-                email=email, number=email.attempts, attempted_at=now, duration_ms=outcome.duration_ms,
+            attempts.append(dict(
+                email_id=email.pk, number=email.attempts, attempted_at=now, duration_ms=outcome.duration_ms,
                 response=outcome.response,
                 outcome=(AttemptOutcome.SIMULATED if result.simulated else AttemptOutcome.SENT if outcome.ok
                          else AttemptOutcome.PERMANENT if outcome.permanent else AttemptOutcome.TRANSIENT),
@@ -261,8 +264,20 @@ def _record(results: list[_Result]) -> None:
                 Email.objects.filter(pk=email.pk, status=EmailStatus.SENDING).update(
                     status=EmailStatus.QUEUED, next_attempt_at=now + backoff(email.attempts), enqueued_at=None,
                     locked_until=None, last_error=outcome.response, updated_at=now)
-        DeliveryAttempt.objects.bulk_create(attempts)
+        _insert_attempts(attempts)
         email_events_record(events)
+
+
+@cache
+def _attempt_rows():
+    return recordset(DeliveryAttempt)
+
+
+def _insert_attempts(attempts: list[dict]) -> None:
+    if connection.vendor == "postgresql":
+        insert_rows(_attempt_rows(), attempts)
+    else:
+        DeliveryAttempt.objects.bulk_create([instance(DeliveryAttempt, **values) for values in attempts])
 
 
 def _simulated(email: Email, envelope: tuple[str, ...], now) -> list[NewEvent]:
