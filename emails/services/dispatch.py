@@ -36,7 +36,7 @@ from emails.models import (
     EventType,
 )
 from emails.providers.transport import SendOutcome, Transport
-from emails.services.events import NewEvent, email_events_fan_out_for, email_events_record
+from emails.services.events import NewEvent, email_events_record, email_events_take_pending
 from emails.simulator import simulated_events
 
 logger = logging.getLogger(__name__)
@@ -236,9 +236,10 @@ class _LeaseKeeper:
 def _record(results: list[_Result]) -> None:
     now = timezone.now()
     with transaction.atomic():
-        # The accept path left these emails' first events for later; apply them first so a
-        # tenant's email.queued webhook is created before its email.sent.
-        email_events_fan_out_for([result.email for result in results])
+        # The accept path left these emails' first events for later: they are fanned out with
+        # this batch's events, first, so a tenant's email.queued webhook comes before its
+        # email.sent (one webhook publish and one counter upsert for both).
+        pending = email_events_take_pending([result.email for result in results])
         attempts, events = [], []
         for result in results:
             email, outcome = result.email, result.outcome
@@ -265,7 +266,7 @@ def _record(results: list[_Result]) -> None:
                     status=EmailStatus.QUEUED, next_attempt_at=now + backoff(email.attempts), enqueued_at=None,
                     locked_until=None, last_error=outcome.response, updated_at=now)
         _insert_attempts(attempts)
-        email_events_record(events)
+        email_events_record(events, fan_out_first=pending)
 
 
 @cache

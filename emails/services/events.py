@@ -74,15 +74,24 @@ def email_event_record(*, email: Email, type: str, recipient: str = "", data: di
     return email_events_record([event])[0]
 
 
+Recorded = tuple[list[NewEvent], list[EmailEvent]]  # events and their rows
+
+
 @transaction.atomic(savepoint=False)
-def email_events_record(events: list[NewEvent], *, defer_fan_out: bool = False) -> list[EmailEvent]:
+def email_events_record(events: list[NewEvent], *, defer_fan_out: bool = False,
+                        fan_out_first: Recorded | None = None) -> list[EmailEvent]:
     """Record many events with a handful of queries (accept and dispatch work in batches).
 
     ``defer_fan_out`` leaves the webhooks and counters to ``email_events_fan_out`` (a
     ``PendingFanout`` row per event, same transaction): the accept path uses it so an API
-    request does not pay for them.
+    request does not pay for them. ``fan_out_first`` are events recorded earlier whose fan-out
+    is due now (``email_events_take_pending``): applied in the same webhook publish and counter
+    upsert as these, and first, so their webhooks come first.
     """
+    first_events, first_rows = fan_out_first or ([], [])
     if not events:
+        if first_rows:
+            _fan_out(first_events, first_rows)
         return []
     now = timezone.now()
     rows = _insert_events(events, now)
@@ -91,8 +100,10 @@ def email_events_record(events: list[NewEvent], *, defer_fan_out: bool = False) 
     _apply_suppressions(events)
     if defer_fan_out:
         PendingFanout.objects.bulk_create([PendingFanout(event=row) for row in rows])
+        if first_rows:
+            _fan_out(first_events, first_rows)
     else:
-        _fan_out(events, rows)
+        _fan_out([*first_events, *events], [*first_rows, *rows])
     return rows
 
 
@@ -159,8 +170,18 @@ def email_events_fan_out(*, email_ids: list[int] | None = None, limit: int = FAN
 
 @transaction.atomic(savepoint=False)
 def email_events_fan_out_for(emails: list[Email]) -> int:
-    """``email_events_fan_out(email_ids=...)`` for emails the caller has loaded (the dispatcher,
-    before it records ``sent``); returns how many events.
+    """``email_events_fan_out(email_ids=...)`` for emails the caller has loaded; returns how
+    many events (``email_events_take_pending``, then their fan-out)."""
+    events, rows = email_events_take_pending(emails)
+    if rows:
+        _fan_out(events, rows)
+    return len(rows)
+
+
+def email_events_take_pending(emails: list[Email]) -> Recorded:
+    """Take these emails' events whose fan-out is pending, for the caller to fan out in its
+    transaction (the dispatcher, together with the ``sent`` events it records:
+    ``email_events_record(..., fan_out_first=...)``).
 
     On PostgreSQL the pending rows are deleted and their events read in one statement
     (``DELETE ... RETURNING``), and the payloads use the caller's email rows instead of reading
@@ -170,8 +191,10 @@ def email_events_fan_out_for(emails: list[Email]) -> int:
     ``email.queued`` webhook is created first here too. The delete and the fan-out commit
     together, in the caller's transaction.
     """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("email_events_take_pending must run in the transaction that fans them out")
     if connection.vendor != "postgresql":
-        return email_events_fan_out(email_ids=[email.pk for email in emails])
+        return _take_pending_portably([email.pk for email in emails])
     by_id = {email.pk: email for email in emails}
     quote = connection.ops.quote_name
     data_field = EmailEvent._meta.get_field("data")
@@ -190,10 +213,20 @@ def email_events_fan_out_for(emails: list[Email]) -> int:
         row._state.adding = False
         row.email = by_id[email_id]
         rows.append(row)
-    if rows:
-        _fan_out([NewEvent(email=row.email, type=row.type, recipient=row.recipient, data=row.data,
-                           timestamp=row.timestamp) for row in rows], rows)
-    return len(rows)
+    return _as_recorded(rows)
+
+
+def _as_recorded(rows: list[EmailEvent]) -> Recorded:
+    return [NewEvent(email=row.email, type=row.type, recipient=row.recipient, data=row.data,
+                     timestamp=row.timestamp) for row in rows], rows
+
+
+def _take_pending_portably(email_ids: list[int]) -> Recorded:
+    pending = PendingFanout.objects.filter(event__email_id__in=email_ids)
+    ids = list(pending.select_for_update().order_by("event_id").values_list("event_id", flat=True))
+    rows = list(EmailEvent.objects.filter(pk__in=ids).select_related("email").order_by("id"))
+    PendingFanout.objects.filter(pk__in=ids).delete()
+    return _as_recorded(rows)
 
 
 def email_events_fan_out_pending(*, max_rounds: int = 20) -> int:

@@ -329,6 +329,27 @@ def test_the_dispatchers_fan_out_waits_for_a_fan_out_in_progress_and_skips_its_r
     assert WebhookEvent.objects.count() == 1 and not PendingFanout.objects.exists()
 
 
+def test_a_batch_that_only_failed_transiently_still_fans_out_its_first_events(tenants, outbox_tasks, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
+    make_endpoint(tenants.a1.subaccount, "https://hooks.example.com/in")
+    email = email_send(subaccount=tenants.a1.subaccount, environment="live", data=dict(RICH, cc=[], bcc=[]))
+    email_dispatch(ids=[email.pk])
+    assert Email.objects.get(pk=email.pk).status == "queued"  # to be retried: no event of its own
+    assert list(WebhookEvent.objects.values_list("event_type", flat=True)) == ["email.queued"]
+    assert not PendingFanout.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_taking_pending_events_needs_the_transaction_that_fans_them_out(tenants, outbox_tasks):
+    from emails.services.events import email_events_take_pending
+
+    email = email_send(subaccount=tenants.a1.subaccount, environment="live", data=RICH)
+    with pytest.raises(RuntimeError):
+        email_events_take_pending([email])
+    assert PendingFanout.objects.exists()
+
+
 def test_the_counters_match_the_events_before_and_after_the_fan_out(tenants, outbox_tasks):
     for _ in range(3):
         email_send(subaccount=tenants.a1.subaccount, environment="live", data=RICH)
