@@ -89,7 +89,8 @@ class Transport:
                 and sender.isascii() and all(address.isascii() for address in envelope)):
             smtp.sendmail(sender, envelope, message.raw)
             return 1
-        return self.connection.send_messages([message])
+        # A BuiltMessage (emails/mime.py) makes its Django message only for this path.
+        return self.connection.send_messages([message.django() if hasattr(message, "django") else message])
 
     def _failed(self, started: float, *, permanent: bool, response: str) -> SendOutcome:
         # The session may be unusable after an error: start the next message on a new one.

@@ -24,7 +24,7 @@ from config.instances import instance
 from config.recordsets import insert_rows, recordset
 from domains.selectors import dkim_signing_key
 from emails.dkim import dkim_sign
-from emails.mime import build_mime, outgoing_message
+from emails.mime import BuiltMessage, build_mime, outgoing_message
 from emails.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -147,7 +147,10 @@ def build_message(email: Email, parts: "_Parts | None" = None, signing_keys: dic
     key = signing_keys[email.subaccount_id, email.from_domain]
     if key is not None:
         raw = dkim_sign(raw, domain=key.domain, selector=key.selector, private_key_pem=key.private_key_pem)
-    return outgoing_message(email=email, envelope_to=envelope, attachments=attachments, raw=raw)
+    return BuiltMessage(raw=raw, email_public_id=email.public_id, envelope_from=email.from_address,
+                        envelope_recipients=envelope,
+                        make_django=lambda: outgoing_message(email=email, envelope_to=envelope,
+                                                             attachments=attachments, raw=raw))
 
 
 def email_dispatch(*, ids: list[int] | None = None, limit: int | None = None,

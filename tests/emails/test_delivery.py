@@ -275,3 +275,25 @@ def test_an_internationalised_envelope_goes_through_the_backend(send, tenants, s
     assert email_dispatch(ids=[email.pk]) == 1
     [received] = smtp_sink.wait_for(1)
     assert received["rcpt_tos"] == ["ann@xn--bcher-kva.example"]  # Django's backend IDNA-encodes it
+
+
+def test_the_django_message_is_built_only_for_backends_that_send_it(send, tenants, smtp_sink, outbox_tasks,
+                                                                     monkeypatch, settings):
+    from django.core import mail
+
+    from emails.services import dispatch
+
+    built = []
+    make = dispatch.outgoing_message
+    monkeypatch.setattr(dispatch, "outgoing_message", lambda **kw: built.append(kw["email"].pk) or make(**kw))
+    over_smtp = _send(send, tenants.a1.live_key, to="ann@example.com")
+    assert email_dispatch() == 1 and len(smtp_sink.wait_for(1)) == 1
+    assert built == []  # the SMTP session got the signed bytes; no Django message was made
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    other = _send(send, tenants.a1.live_key, to="Bob <bob@example.com>", cc="cc@example.com")
+    assert email_dispatch() == 1
+    assert built == [other.pk] and over_smtp.pk not in built
+    [sent] = mail.outbox
+    assert (sent.to, sent.cc) == (["Bob <bob@example.com>"], ["cc@example.com"])
+    assert Email.objects.get(pk=other.pk).status == "sent"
