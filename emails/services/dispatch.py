@@ -82,6 +82,11 @@ def email_claim(*, ids: list[int] | None = None, limit: int | None = None) -> li
     ``ids`` are claimed first (the fast path after an API send); the batch is topped up with
     other due rows so one backend connection carries as many messages as possible.
     """
+    return [email.pk for email in _claim(ids=ids, limit=limit)]
+
+
+def _claim(*, ids: list[int] | None, limit: int | None) -> list[Email]:
+    """``email_claim``, returning the claimed rows as they are after the claim."""
     limit = limit or batch_size()
     now = timezone.now()
     skip_locked = connection.features.has_select_for_update_skip_locked
@@ -95,10 +100,26 @@ def email_claim(*, ids: list[int] | None = None, limit: int | None = None) -> li
             claimed += list(due.exclude(pk__in=claimed).order_by("next_attempt_at")
                             .select_for_update(skip_locked=skip_locked)
                             .values_list("pk", flat=True)[:limit - len(claimed)])
-        if claimed:
-            Email.objects.filter(pk__in=claimed, status=EmailStatus.QUEUED).update(
-                status=EmailStatus.SENDING, locked_until=now + lease(), attempts=F("attempts") + 1, updated_at=now)
-    return claimed
+        if not claimed:
+            return []
+        changes = {"status": EmailStatus.SENDING, "locked_until": now + lease(), "updated_at": now}
+        if connection.vendor == "postgresql":
+            return _claimed_rows(claimed, changes)
+        Email.objects.filter(pk__in=claimed, status=EmailStatus.QUEUED).update(attempts=F("attempts") + 1, **changes)
+    return list(Email.objects.filter(pk__in=claimed, status=EmailStatus.SENDING).order_by("pk"))
+
+
+def _claimed_rows(claimed: list[int], changes: dict) -> list[Email]:
+    """The claim's UPDATE, returning the whole rows (PostgreSQL): the dispatcher needs them all,
+    and reading them back was a second statement and query compilation per batch."""
+    quote = connection.ops.quote_name
+    columns = [field.column for field in Email._meta.concrete_fields]
+    assignments = ", ".join(f"{quote(Email._meta.get_field(name).column)} = %s" for name in changes)
+    sql = (f"UPDATE {quote(Email._meta.db_table)} SET {assignments}, "
+           f"{quote('attempts')} = {quote('attempts')} + 1 WHERE id = ANY(%s) AND status = %s "
+           f"RETURNING {', '.join(quote(column) for column in columns)}")
+    params = [*changes.values(), claimed, EmailStatus.QUEUED]
+    return sorted(Email.objects.raw(sql, params), key=lambda email: email.pk)
 
 
 @dataclass
@@ -163,12 +184,11 @@ def email_dispatch(*, ids: list[int] | None = None, limit: int | None = None,
     renewed while the batch takes long (``_LeaseKeeper``).
     """
     limit = limit or batch_size()
-    claimed = email_claim(ids=ids, limit=limit)
-    if not claimed:
+    emails = _claim(ids=ids, limit=limit)
+    if not emails:
         return 0
-    if on_backlog is not None and len(claimed) >= limit:
+    if on_backlog is not None and len(emails) >= limit:
         on_backlog()
-    emails = list(Email.objects.filter(pk__in=claimed, status=EmailStatus.SENDING))
     parts = _Parts.load([email.pk for email in emails])
     results: list[_Result] = []
     signing_keys: dict = {}
@@ -179,7 +199,7 @@ def email_dispatch(*, ids: list[int] | None = None, limit: int | None = None,
                 keeper.keep()
                 results.append(_Result(email, transport.send(message)))
     _record(results)
-    return len(claimed)
+    return len(emails)
 
 
 # A group of built messages waiting for the transport: at most this many, or this many bytes.
