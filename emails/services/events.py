@@ -147,35 +147,33 @@ def email_events_fan_out(*, email_ids: list[int] | None = None, limit: int = FAN
 
     Exactly once: the pending rows are locked (SKIP LOCKED, so concurrent callers split the
     work), fanned out and deleted in one transaction. ``email_ids`` limits it to those emails'
-    events: the dispatcher calls it before recording ``sent`` so a tenant's ``email.queued``
-    webhook is created before its ``email.sent`` one.
+    events. The beat task drains them all; the dispatcher takes its batch's own with
+    ``email_events_take_pending``.
     """
+    pending = PendingFanout.objects.all()
+    if email_ids is not None:
+        pending = pending.filter(event__email_id__in=email_ids)
     with transaction.atomic():
-        pending = PendingFanout.objects.order_by("event_id")
-        if email_ids is not None:
-            pending = pending.filter(event__email_id__in=email_ids)
-        skip_locked = connection.features.has_select_for_update_skip_locked
-        ids = list(pending.select_for_update(skip_locked=skip_locked, of=("self",))
-                   .values_list("event_id", flat=True)[:limit])
-        if not ids:
-            return 0
-        rows = list(EmailEvent.objects.filter(pk__in=ids).select_related("email").order_by("id").only(
-            "public_id", "type", "recipient", "data", "timestamp", "email_id",
-            *(f"email__{name}" for name in _FAN_OUT_EMAIL_FIELDS)))
-        _fan_out([NewEvent(email=row.email, type=row.type, recipient=row.recipient, data=row.data,
-                           timestamp=row.timestamp) for row in rows], rows)
-        PendingFanout.objects.filter(pk__in=ids).delete()
-    return len(ids)
-
-
-@transaction.atomic(savepoint=False)
-def email_events_fan_out_for(emails: list[Email]) -> int:
-    """``email_events_fan_out(email_ids=...)`` for emails the caller has loaded; returns how
-    many events (``email_events_take_pending``, then their fan-out)."""
-    events, rows = email_events_take_pending(emails)
-    if rows:
-        _fan_out(events, rows)
+        events, rows = _take_locked(pending, limit=limit)
+        if rows:
+            _fan_out(events, rows)
     return len(rows)
+
+
+def _take_locked(pending, *, limit: int | None) -> Recorded:
+    """Lock these pending rows (skipping ones another transaction holds, where the database can),
+    read their events with the email fields the fan-out needs, and delete the pending rows, in
+    the caller's transaction."""
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    ids = list(pending.order_by("event_id").select_for_update(skip_locked=skip_locked, of=("self",))
+               .values_list("event_id", flat=True)[:limit])
+    if not ids:
+        return [], []
+    rows = list(EmailEvent.objects.filter(pk__in=ids).select_related("email").order_by("id").only(
+        "public_id", "type", "recipient", "data", "timestamp", "email_id",
+        *(f"email__{name}" for name in _FAN_OUT_EMAIL_FIELDS)))
+    PendingFanout.objects.filter(pk__in=ids).delete()
+    return _as_recorded(rows)
 
 
 def email_events_take_pending(emails: list[Email]) -> Recorded:
@@ -194,7 +192,8 @@ def email_events_take_pending(emails: list[Email]) -> Recorded:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("email_events_take_pending must run in the transaction that fans them out")
     if connection.vendor != "postgresql":
-        return _take_pending_portably([email.pk for email in emails])
+        return _take_locked(PendingFanout.objects.filter(event__email_id__in=[email.pk for email in emails]),
+                            limit=None)
     by_id = {email.pk: email for email in emails}
     quote = connection.ops.quote_name
     data_field = EmailEvent._meta.get_field("data")
@@ -219,14 +218,6 @@ def email_events_take_pending(emails: list[Email]) -> Recorded:
 def _as_recorded(rows: list[EmailEvent]) -> Recorded:
     return [NewEvent(email=row.email, type=row.type, recipient=row.recipient, data=row.data,
                      timestamp=row.timestamp) for row in rows], rows
-
-
-def _take_pending_portably(email_ids: list[int]) -> Recorded:
-    pending = PendingFanout.objects.filter(event__email_id__in=email_ids)
-    ids = list(pending.select_for_update().order_by("event_id").values_list("event_id", flat=True))
-    rows = list(EmailEvent.objects.filter(pk__in=ids).select_related("email").order_by("id"))
-    PendingFanout.objects.filter(pk__in=ids).delete()
-    return _as_recorded(rows)
 
 
 def email_events_fan_out_pending(*, max_rounds: int = 20) -> int:
