@@ -11,12 +11,13 @@ import base64
 import datetime
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 from django.db import connection, models
 from django.utils import timezone
 
 from config.ids import PublicIdField, new_public_id
+from config.instances import instance
 
 
 @dataclass(frozen=True)
@@ -68,24 +69,33 @@ class Recordset:
         return tuple((field.column, field.attname, _missing(field), _converter(field)) for field in self.columns)
 
 
+@cache
 def recordset(model: type[models.Model], *, leave_out: tuple[str, ...] = ()) -> Recordset:
     """``model``'s concrete columns except the primary key and ``leave_out`` (field names)."""
     columns = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.name not in leave_out)
     return Recordset(table=connection.ops.quote_name(model._meta.db_table), columns=columns)
 
 
-def insert_rows(rows: Recordset, values_list: list[dict], *, now: datetime.datetime | None = None,
-                returning: str = "") -> list[tuple]:
-    """``bulk_create`` for PostgreSQL in one statement with one parameter: the rows (given by
-    attname, missing columns filled as ``value_rows`` does) as one JSON document. Django's
-    bulk_create compiles a placeholder and adapts a parameter per column per row, most of the
-    CPU of writing a dispatch batch's attempts and events. Returns the ``returning`` columns."""
+def insert_rows(model: type[models.Model], values_list: list[dict], *, now: datetime.datetime | None = None,
+                returning: tuple[str, ...] = ()) -> list[tuple]:
+    """``bulk_create`` of rows given by attname; returns each row's ``returning`` attnames.
+
+    On PostgreSQL: one statement with one parameter, the rows as one JSON document (missing
+    columns filled as ``value_rows`` does). Django's bulk_create compiles a placeholder and
+    adapts a parameter per column per row, most of the CPU of writing a dispatch batch's
+    attempts and events. Elsewhere (the embedded SQLite default) it is bulk_create itself.
+    """
     if not values_list:
         return []
+    if connection.vendor != "postgresql":
+        created = model.objects.bulk_create([instance(model, **values) for values in values_list])
+        return [tuple(getattr(obj, name) for name in returning) for obj in created] if returning else []
+    rows = recordset(model)
     document = dumps([{"ord": index, **row} for index, row in enumerate(rows.value_rows(values_list, now=now))])
+    returned = ", ".join(connection.ops.quote_name(model._meta.get_field(name).column) for name in returning)
     sql = (f"INSERT INTO {rows.table} ({rows.insert_columns()}) SELECT {rows.select_values('x')} "
            f"FROM jsonb_to_recordset(%s::jsonb) AS x({rows.definition('ord integer')}) ORDER BY x.ord"
-           + (f" RETURNING {returning}" if returning else ""))
+           + (f" RETURNING {returned}" if returning else ""))
     with connection.cursor() as cursor:
         cursor.execute(sql, [document])
         return cursor.fetchall() if returning else []

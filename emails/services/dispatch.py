@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -20,8 +19,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, SubAccount, TenantStatus
-from config.instances import instance
-from config.recordsets import insert_rows, recordset
+from config.recordsets import insert_rows
 from domains.selectors import dkim_signing_key
 from emails.dkim import dkim_sign
 from emails.mime import BuiltMessage, build_mime, outgoing_message
@@ -288,20 +286,8 @@ def _record(results: list[_Result]) -> None:
                 Email.objects.filter(pk=email.pk, status=EmailStatus.SENDING).update(
                     status=EmailStatus.QUEUED, next_attempt_at=now + backoff(email.attempts), enqueued_at=None,
                     locked_until=None, last_error=outcome.response, updated_at=now)
-        _insert_attempts(attempts)
+        insert_rows(DeliveryAttempt, attempts)
         email_events_record(events, fan_out_first=pending)
-
-
-@cache
-def _attempt_rows():
-    return recordset(DeliveryAttempt)
-
-
-def _insert_attempts(attempts: list[dict]) -> None:
-    if connection.vendor == "postgresql":
-        insert_rows(_attempt_rows(), attempts)
-    else:
-        DeliveryAttempt.objects.bulk_create([instance(DeliveryAttempt, **values) for values in attempts])
 
 
 def _simulated(email: Email, envelope: tuple[str, ...], now) -> list[NewEvent]:

@@ -9,7 +9,6 @@ webhook: the event and its webhook deliveries commit or roll back together).
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -19,7 +18,7 @@ from analytics.services import rollups_apply
 from config.draining import drain
 from config.ids import new_public_id
 from config.instances import instance
-from config.recordsets import insert_rows, recordset
+from config.recordsets import insert_rows
 from emails.models import (
     Email,
     EmailEvent,
@@ -108,14 +107,10 @@ def email_events_record(events: list[NewEvent], *, defer_fan_out: bool = False,
 
 
 def _insert_events(events: list[NewEvent], now: datetime) -> list[EmailEvent]:
-    if connection.vendor != "postgresql":
-        rows = [EmailEvent(email=e.email, type=e.type, recipient=e.recipient, data=e.data,
-                           timestamp=e.timestamp or now, provider_event_id=e.provider_event_id) for e in events]
-        return EmailEvent.objects.bulk_create(rows)
     values = [{"public_id": new_public_id("evt"), "email_id": e.email.pk, "type": e.type, "recipient": e.recipient,
                "data": e.data, "timestamp": e.timestamp or now, "provider_event_id": e.provider_event_id}
               for e in events]
-    ids = dict(insert_rows(_event_rows(), values, now=now, returning="public_id, id"))
+    ids = dict(insert_rows(EmailEvent, values, now=now, returning=("public_id", "id")))
     rows = []
     for event, row_values in zip(events, values, strict=True):
         row = instance(EmailEvent, id=ids[row_values["public_id"]], **row_values)
@@ -123,11 +118,6 @@ def _insert_events(events: list[NewEvent], now: datetime) -> list[EmailEvent]:
         row.email = event.email
         rows.append(row)
     return rows
-
-
-@cache
-def _event_rows():
-    return recordset(EmailEvent)
 
 
 def _fan_out(events: list[NewEvent], rows: list[EmailEvent]) -> None:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from config.recordsets import insert_rows, recordset
+from config.recordsets import insert_rows
 from emails.models import DeliveryAttempt, EmailEvent
 from emails.services import email_send
 
@@ -27,8 +27,8 @@ def test_rows_inserted_in_one_statement_equal_bulk_created_ones(requires_postgre
                    data={"note": "caf\u00e9 \U0001F600 \"q\""}, timestamp=WHEN, provider_event_id="prov-1")]
     attempts = [dict(email_id=email.pk, number=1, attempted_at=WHEN, outcome="sent", response="250 2.0.0 Ok",
                      duration_ms=12)]
-    returned = insert_rows(recordset(EmailEvent), events, returning="public_id, id")
-    insert_rows(recordset(DeliveryAttempt), attempts)
+    returned = insert_rows(EmailEvent, events, returning=("public_id", "id"))
+    insert_rows(DeliveryAttempt, attempts)
     ours = (_values(EmailEvent, pk__in=[pk for _, pk in returned]), _values(DeliveryAttempt, email=email))
     assert [public_id[:4] for public_id, _ in returned] == ["evt_", "evt_"]  # filled as a save would
 
@@ -37,4 +37,4 @@ def test_rows_inserted_in_one_statement_equal_bulk_created_ones(requires_postgre
     EmailEvent.objects.bulk_create([EmailEvent(**row) for row in events])
     DeliveryAttempt.objects.bulk_create([DeliveryAttempt(**row) for row in attempts])
     assert ours == (_values(EmailEvent, timestamp=WHEN), _values(DeliveryAttempt, email=email))
-    assert insert_rows(recordset(DeliveryAttempt), []) == []
+    assert insert_rows(DeliveryAttempt, []) == []
