@@ -1,7 +1,7 @@
 """Accepting mail (DESIGN section 4, steps 1-5): validate, render, store, enqueue after commit."""
 
-import copy
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -62,15 +62,25 @@ class _SendContext:
         self.suppressed = suppressed_addresses(subaccount_id=self.subaccount.pk, addresses=addresses)
 
 
-def _render_template(context: _SendContext, request: SendRequest) -> tuple[str, int | None]:
+@dataclass(frozen=True)
+class _Content:
+    subject: str | None
+    html: str | None
+    text: str | None
+    template_id: str = ""
+    template_version: int | None = None
+
+
+def _content(context: _SendContext, request: SendRequest) -> _Content:
+    """The request's own subject and bodies, or its template rendered with its variables. The
+    request is left as it is: a send prepared again (``email_send``) renders it again."""
     if request.template_id is None:
-        return "", None
+        return _Content(request.subject, request.html, request.text)
     from templates_app.services import template_render_for_send
 
     rendered = template_render_for_send(subaccount=context.subaccount, template_ref=request.template_id,
                                         variables=request.variables, subject_override=request.subject)
-    request.subject, request.html, request.text = rendered.subject, rendered.html, rendered.text
-    return rendered.template_id, rendered.template_version
+    return _Content(rendered.subject, rendered.html, rendered.text, rendered.template_id, rendered.template_version)
 
 
 def _recipients(request: SendRequest, suppressed_set: set[str]) -> tuple[list[dict], list[str]]:
@@ -94,7 +104,6 @@ def _headers(addresses: list[Address]) -> list[str]:
 
 
 def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> PreparedEmail:
-    request = copy.copy(request)  # a template's rendering replaces the content: keep the original
     context.check_domain(request.sender.domain)
     recipients, suppressed = _recipients(request, context.suppressed)
     to_keys = {a.key for a in request.to}
@@ -103,22 +112,22 @@ def _prepare(context: _SendContext, request: SendRequest, now: datetime) -> Prep
             "Every 'to' recipient is on the suppression list.",
             details={"to": [f"{address} is suppressed." for address in sorted(to_keys)]},
         )
-    template_id, template_version = _render_template(context, request)
+    content = _content(context, request)
     subaccount = context.subaccount
     public_id = new_public_id("msg")
     scheduled = request.scheduled_at is not None
     tracking = context.tracking_options(request)
-    tracked = tracked_html(html=request.html, email_public_id=public_id, options=tracking)
+    tracked = tracked_html(html=content.html, email_public_id=public_id, options=tracking)
     values = dict(
         public_id=public_id, account_id=subaccount.account_id, subaccount_id=subaccount.pk,
         environment=context.environment, status=EmailStatus.SCHEDULED if scheduled else EmailStatus.QUEUED,
         from_header=request.sender.header, from_address=request.sender.address,
         from_domain=request.sender.domain, to=_headers(request.to), cc=_headers(request.cc),
-        bcc=_headers(request.bcc), reply_to=_headers(request.reply_to), subject=request.subject or "",
-        html=tracked.html if tracked else request.html, source_html=request.html if tracked else None,
-        text=request.text, headers=request.headers, tags=request.tags,
+        bcc=_headers(request.bcc), reply_to=_headers(request.reply_to), subject=content.subject or "",
+        html=tracked.html if tracked else content.html, source_html=content.html if tracked else None,
+        text=content.text, headers=request.headers, tags=request.tags,
         tags_index="," + ",".join(request.tags) + "," if request.tags else "", metadata=request.metadata,
-        template_id=template_id, template_version=template_version,
+        template_id=content.template_id, template_version=content.template_version,
         track_opens=tracking.track_opens, track_clicks=tracking.track_clicks,
         unsubscribe=request.unsubscribe, message_id=f"<{public_id}@{request.sender.domain}>",
         scheduled_at=request.scheduled_at, next_attempt_at=request.scheduled_at or now,
