@@ -75,6 +75,10 @@ class _HeaderClasses(HeaderRegistry):
                                        boundary.group(2))
         if not isinstance(value, str) or name.lower() not in _SHARED_HEADERS:
             return self[name](name, value)
+        return self._shared_header(name, value)
+
+    def _shared_header(self, name: str, value: str) -> object:
+        """The stock header for this value, parsed once and shared (folded once, ``_FoldOnce``)."""
         header = self._shared.get((name, value))
         if header is None:
             if len(self._shared) >= _SHARED_MAX:
@@ -82,16 +86,9 @@ class _HeaderClasses(HeaderRegistry):
             header = self._shared[name, value] = self[name](name, value)
         return header
 
-
     def _multipart_template(self, name: str, subtype: str) -> object:
-        """The stock header for this multipart subtype with a stand-in boundary (shared, folded once)."""
-        key = (name, f'multipart/{subtype}; boundary="{_STAND_IN_BOUNDARY}"')
-        template = self._shared.get(key)
-        if template is None:
-            if len(self._shared) >= _SHARED_MAX:
-                self._shared.clear()
-            template = self._shared[key] = self[name](*key)
-        return template
+        """The stock header for this multipart subtype with a stand-in boundary."""
+        return self._shared_header(name, f'multipart/{subtype}; boundary="{_STAND_IN_BOUNDARY}"')
 
 
 # Per-message headers that are written as given when short and plain (``_VerbatimHeader``).

@@ -12,6 +12,8 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 
+from emails.mime import BuiltMessage
+
 
 @dataclass(frozen=True)
 class SendOutcome:
@@ -38,7 +40,7 @@ class Transport:
         except Exception:  # closing a broken connection must not mask the batch's outcome
             pass
 
-    def send(self, message) -> SendOutcome:
+    def send(self, message: BuiltMessage) -> SendOutcome:
         started = time.monotonic()
         try:
             if not self._open:
@@ -67,12 +69,12 @@ class Transport:
             return self._failed(started, permanent=False, response=f"{type(exc).__name__}: {exc}")
         if not sent:
             return self._failed(started, permanent=False, response="The backend accepted no message.")
-        status = getattr(message, "anymail_status", None)
+        status = message.anymail_status
         provider_id = getattr(status, "message_id", None) or ""
         return SendOutcome(ok=True, response="accepted", provider_message_id=str(provider_id),
                            duration_ms=int((time.monotonic() - started) * 1000))
 
-    def _deliver(self, message) -> int:
+    def _deliver(self, message: BuiltMessage) -> int:
         """Hand one message to the backend; returns how many it accepted (0 or 1).
 
         Over Django's SMTP backend the pre-built bytes go straight to its open smtplib session:
@@ -83,14 +85,12 @@ class Transport:
         goes through ``send_messages`` as usual.
         """
         smtp = getattr(self.connection, "connection", None)
-        envelope = getattr(message, "envelope_recipients", None)
-        sender = getattr(message, "envelope_from", None)
+        envelope, sender = message.envelope_recipients, message.envelope_from
         if (isinstance(self.connection, SmtpBackend) and smtp is not None and envelope and sender
                 and sender.isascii() and all(address.isascii() for address in envelope)):
             smtp.sendmail(sender, envelope, message.raw)
             return 1
-        # A BuiltMessage (emails/mime.py) makes its Django message only for this path.
-        return self.connection.send_messages([message.django() if hasattr(message, "django") else message])
+        return self.connection.send_messages([message.django()])  # made only for this path
 
     def _failed(self, started: float, *, permanent: bool, response: str) -> SendOutcome:
         # The session may be unusable after an error: start the next message on a new one.
