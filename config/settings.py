@@ -173,7 +173,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 # Celery's Django fixup closes every database connection before and after every task unless
 # this is set, and then only every 2 x this many tasks: without it each task (a dispatch
-# batch of 50) opened a new PostgreSQL connection. Tasks handle connections as Django does
+# batch) opened a new PostgreSQL connection. Tasks handle connections as Django does
 # around a request instead (config/celery.py).
 CELERY_DB_REUSE_MAX = 1000
 # At-least-once: a task is acknowledged only when it finishes, and requeued if the worker

@@ -1,7 +1,7 @@
 """Waking the dispatcher after sends: at most one Celery publish per interval per process.
 
 A send's rows are the outbox; all a worker needs is a ``dispatch_due`` task that starts after
-the send committed, and one such task claims every due row (50 at a time, queueing the next
+the send committed, and one such task claims every due row (a batch at a time, queueing the next
 round while claims come back full). So a process publishes at once when it has not for
 ``INTERVAL``; otherwise its waker thread publishes once at the end of the interval, which by
 then follows every commit that asked. Sending costs a lock instead of a Celery publish (about

@@ -297,3 +297,25 @@ def test_the_django_message_is_built_only_for_backends_that_send_it(send, tenant
     [sent] = mail.outbox
     assert (sent.to, sent.cc) == (["Bob <bob@example.com>"], ["cc@example.com"])
     assert Email.objects.get(pk=other.pk).status == "sent"
+
+
+def test_a_message_that_cannot_be_built_fails_and_the_rest_of_the_batch_is_sent(send, tenants, smtp_sink,
+                                                                                 outbox_tasks, monkeypatch):
+    from emails.services import dispatch
+
+    emails = [_send(send, tenants.a1.live_key, to=f"u{i}@example.com") for i in range(3)]
+    build = dispatch.build_message
+
+    def broken_for_the_second(email, *args, **kwargs):
+        if email.pk == emails[1].pk:
+            raise ValueError("no such charset")
+        return build(email, *args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "build_message", broken_for_the_second)
+    assert email_dispatch() == 3
+    assert sorted(m["rcpt_tos"][0] for m in smtp_sink.wait_for(2)) == ["u0@example.com", "u2@example.com"]
+    broken = Email.objects.get(pk=emails[1].pk)
+    assert (broken.status, broken.events.filter(type="failed").count()) == ("failed", 1)
+    attempt = DeliveryAttempt.objects.get(email=broken)
+    assert (attempt.outcome, attempt.response) == ("permanent_failure", "build error: no such charset")
+    assert {e.status for e in Email.objects.exclude(pk=broken.pk)} == {"sent"}
